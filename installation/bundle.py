@@ -1,0 +1,251 @@
+"""The model bundle: the one contract between the workshop (``export``) and the runtime.
+
+A bundle is a folder with a ``bundle.toml`` manifest and one ONNX file per stage. The runtime
+trusts nothing it has not checked, so this module validates the manifest strictly, checks
+every file against its sha256, and compares what each ONNX model really declares with what the
+manifest promises. Each stage states its own conventions (value range, layout), so a generator
+exported by someone else works when its manifest says how to read it; ``convention`` does the
+conversions. The schema is documented in ``docs/bundle.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from installation.errors import UserError
+from installation.tomlfile import Section, read_toml
+
+MANIFEST = "bundle.toml"
+FORMAT = 1
+LAYOUTS = ("NCHW", "NHWC")
+DISTRIBUTIONS = ("normal", "uniform")
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """A model input or output as a backend reports it; ``None`` marks a dynamic axis."""
+
+    name: str
+    shape: tuple[int | None, ...]
+    dtype: str
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One stage as the manifest describes it. Shapes exclude the leading batch axis.
+
+    ``input_layout`` and ``input_range`` are set for stages that take an image (every stage
+    after the first) and None for the first stage, which takes a latent vector.
+    """
+
+    name: str
+    path: Path
+    sha256: str
+    input_name: str
+    input_shape: tuple[int, ...]
+    output_name: str
+    output_shape: tuple[int, ...]
+    layout: str
+    range: tuple[float, float]
+    input_layout: str | None = None
+    input_range: tuple[float, float] | None = None
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        """Width and height of the image this stage draws."""
+        return image_size(self.output_shape, self.layout)
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    name: str
+    latent_size: int
+    latent_distribution: str
+    stages: tuple[StageSpec, ...]
+    provenance: dict[str, str]
+
+    @property
+    def output_size(self) -> tuple[int, int]:
+        return self.stages[-1].output_size
+
+
+def image_size(shape: Sequence[int], layout: str) -> tuple[int, int]:
+    """(width, height) of a per-item image shape in ``layout``."""
+    return (shape[2], shape[1]) if layout == "NCHW" else (shape[1], shape[0])
+
+
+def channels(shape: Sequence[int], layout: str) -> int:
+    return shape[0] if layout == "NCHW" else shape[2]
+
+
+def load_bundle(path: Path) -> Bundle:
+    """Parse and validate a bundle's manifest (no model file is opened here).
+
+    ``path`` is the bundle folder or its ``bundle.toml``.
+    """
+    folder = path.parent if path.name == MANIFEST else path
+    if not folder.is_dir():
+        raise UserError(f"{folder}: bundle folder not found")
+    doc = read_toml(folder / MANIFEST, "bundle manifest")
+    root = Section.root(doc)
+    fmt = root.get("format", int)
+    if fmt != FORMAT:
+        raise root.error("format", f"this runtime reads format {FORMAT}, got {fmt}")
+    name = root.get("name", str)
+    root.get("description", str, "")
+
+    latent = root.table("latent")
+    latent_size = latent.get("size", int)
+    if latent_size <= 0:
+        raise latent.error("size", f"must be positive, got {latent_size}")
+    distribution = latent.choice("distribution", DISTRIBUTIONS)
+    latent.finish()
+
+    provenance = root.table("provenance")
+    info = {key: provenance.get(key, str, "") for key in _PROVENANCE_KEYS}
+    for key in ("source", "license"):
+        if not info[key]:
+            raise provenance.error(
+                key, "missing; say where the weights come from and their licence"
+            )
+    if info["license_file"] and not (folder / info["license_file"]).is_file():
+        raise provenance.error("license_file", f"{folder / info['license_file']} not found")
+    provenance.finish()
+
+    sections = root.tables("stages")
+    stages = tuple(_stage(section, folder, i) for i, section in enumerate(sections))
+    root.finish()
+    bundle = Bundle(folder, name, latent_size, distribution, stages, info)
+    _check_chain(bundle, sections)
+    return bundle
+
+
+_PROVENANCE_KEYS = ("source", "url", "version", "license", "license_file", "source_sha256", "notes")
+
+
+def _stage(section: Section, folder: Path, index: int) -> StageSpec:
+    file = section.get("file", str)
+    sha = section.get("sha256", str).lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise section.error("sha256", "expected 64 hexadecimal digits")
+    takes_image = index > 0
+    spec = StageSpec(
+        name=section.get("name", str),
+        path=folder / file,
+        sha256=sha,
+        input_name=section.get("input_name", str),
+        input_shape=section.integers("input_shape"),
+        output_name=section.get("output_name", str),
+        output_shape=section.integers("output_shape"),
+        layout=section.choice("layout", LAYOUTS),
+        range=_value_range(section, "range"),
+        input_layout=section.choice("input_layout", LAYOUTS) if takes_image else None,
+        input_range=_value_range(section, "input_range") if takes_image else None,
+    )
+    if len(spec.output_shape) != 3 or channels(spec.output_shape, spec.layout) != 3:
+        raise section.error(
+            "output_shape",
+            f"expected an RGB image of 3 channels in {spec.layout}, got {list(spec.output_shape)}",
+        )
+    section.finish()
+    return spec
+
+
+def _value_range(section: Section, key: str) -> tuple[float, float]:
+    low, high = section.numbers(key, 2)
+    if not low < high:
+        raise section.error(key, f"expected [low, high] with low < high, got [{low}, {high}]")
+    return low, high
+
+
+def _check_chain(bundle: Bundle, sections: Sequence[Section]) -> None:
+    """Each stage must accept what the one before it produces; the first takes the latent."""
+    first = bundle.stages[0]
+    elements = 1
+    for size in first.input_shape:
+        elements *= size
+    if elements != bundle.latent_size:
+        raise sections[0].error(
+            "input_shape",
+            f"{list(first.input_shape)} holds {elements} values but latent.size is "
+            f"{bundle.latent_size}",
+        )
+    for before, after, section in zip(bundle.stages, bundle.stages[1:], sections[1:], strict=False):
+        assert after.input_layout is not None
+        wanted = (before.output_size, 3)
+        got = (
+            image_size(after.input_shape, after.input_layout),
+            channels(after.input_shape, after.input_layout),
+        )
+        if len(after.input_shape) != 3 or wanted != got:
+            raise section.error(
+                "input_shape",
+                f"{list(after.input_shape)} ({after.input_layout}) does not fit the "
+                f"{before.output_size[0]}x{before.output_size[1]} RGB output of stage "
+                f"{before.name!r}",
+            )
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_files(bundle: Bundle) -> None:
+    """Every stage file exists and matches its sha256: catches truncated copies and
+    half-finished rsyncs before a model is handed to a backend."""
+    for stage in bundle.stages:
+        if not stage.path.is_file():
+            raise UserError(f"{stage.path}: model file of stage {stage.name!r} not found")
+        actual = sha256_of(stage.path)
+        if actual != stage.sha256:
+            raise UserError(
+                f"{stage.path}: sha256 mismatch: manifest says {stage.sha256[:12]}..., "
+                f"file has {actual[:12]}... (truncated or replaced file?)"
+            )
+
+
+def check_io(stage: StageSpec, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> None:
+    """Compare what a loaded model declares with what the manifest promised.
+
+    The batch axis must be dynamic or 1; the other axes must equal the manifest's shapes.
+    """
+    _match(stage, "input", inputs, stage.input_name, stage.input_shape)
+    _match(stage, "output", outputs, stage.output_name, stage.output_shape)
+
+
+def _match(
+    stage: StageSpec,
+    kind: str,
+    infos: Sequence[TensorInfo],
+    name: str,
+    shape: tuple[int, ...],
+) -> None:
+    if len(infos) != 1:
+        names = ", ".join(info.name for info in infos)
+        raise UserError(f"{stage.path}: expected one {kind}, the model has {len(infos)} ({names})")
+    info = infos[0]
+    if info.name != name:
+        raise UserError(
+            f"{stage.path}: {kind} is named {info.name!r} in the model but {name!r} in the manifest"
+        )
+    if info.dtype != "float32":
+        raise UserError(f"{stage.path}: {kind} {name!r} is {info.dtype}, expected float32")
+    batch_ok = bool(info.shape) and info.shape[0] in (None, 1)
+    if not batch_ok or tuple(info.shape[1:]) != shape:
+        raise UserError(
+            f"{stage.path}: {kind} {name!r} has shape {_describe(info.shape)} in the model, "
+            f"manifest says [batch, {', '.join(map(str, shape))}]"
+        )
+
+
+def _describe(shape: tuple[Any, ...]) -> str:
+    return "[" + ", ".join("batch" if size is None else str(size) for size in shape) + "]"
