@@ -1,0 +1,187 @@
+"""Where in latent space the show is at any instant: a pure function of seed and time.
+
+The show runs unattended for weeks, may restart at any moment and may run on several
+machines that must agree, so nothing here keeps state: the latent for show time ``t`` is
+computed from ``(seed, t, parameters)`` alone. The shape follows StyleGAN3's
+``gen_video.py``: seeds become keyframe latents, a time coordinate becomes (keyframe index,
+fraction), and the two are combined by interpolation, each step a small pure function.
+Unlike there, keyframes are drawn on demand instead of precomputed, because the index
+grows without bound.
+
+Timeline, one period of ``hold + morph`` seconds per face::
+
+    | face 0 held | morph 0 -> 1 | face 1 held | morph 1 -> 2 | ...
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from installation.easing import get_easing
+from installation.errors import UserError
+
+DISTRIBUTIONS = ("normal", "uniform")
+
+# Below this angle (radians) between two directions the slerp weights divide a tiny sine by
+# a tiny sine; linear interpolation is then indistinguishable from slerp and stable.
+_PARALLEL_ANGLE = 1e-6
+
+
+def keyframe(seed: int, index: int, size: int, distribution: str = "normal") -> np.ndarray:
+    """Latent number ``index`` of the show seeded ``seed``, float32 of shape ``(size,)``.
+
+    The generator is seeded with ``[seed, index]`` so any keyframe is drawn directly, in
+    constant time, however far into the show: after weeks the index is in the millions and
+    replaying all earlier draws is not an option. Samples are drawn in float64 and rounded,
+    so the result equals ``default_rng([seed, index]).standard_normal(size)`` cast to float32
+    (or ``.uniform(-1, 1, size)`` for ``"uniform"``), which anyone can reproduce.
+
+    ``default_rng`` is PCG64, whose stream numpy keeps stable across platforms and, by its
+    compatibility policy, across versions except for announced bug fixes; that is enough for
+    faces to stay the same between machines and upgrades, and the tests pin one vector.
+    """
+    if seed < 0:
+        raise UserError(f"seed must be a non-negative integer, got {seed}")
+    if index < 0:
+        raise ValueError(f"keyframe index must be non-negative, got {index}")
+    if size < 1:
+        raise UserError(f"latent size must be at least 1, got {size}")
+    rng = np.random.default_rng([seed, index])
+    if distribution == "normal":
+        values = rng.standard_normal(size)
+    elif distribution == "uniform":
+        values = rng.uniform(-1.0, 1.0, size)
+    else:
+        valid = ", ".join(DISTRIBUTIONS)
+        raise UserError(f"unknown distribution {distribution!r}; valid distributions are: {valid}")
+    return values.astype(np.float32)
+
+
+def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
+    """Interpolate from ``a`` (t = 0) to ``b`` (t = 1) along the sphere, norm changing linearly.
+
+    Gaussian latents in many dimensions all lie near a shell of radius sqrt(size); a straight
+    line between two of them cuts inside the shell, where the generator has seen few inputs
+    and faces go bland halfway through a morph. So the direction follows the great circle
+    (slerp of the unit vectors) and the norm goes linearly from |a| to |b|: the result has
+    norm exactly ``(1 - t)|a| + t|b|`` (up to rounding) and equal norms stay equal.
+
+    ``t`` is clamped to [0, 1]; at the ends ``a`` or ``b`` is returned exactly, so a morph
+    lands bit-for-bit on the held face. Nearly parallel directions (and a zero vector, which
+    has none) fall back to linear interpolation, which coincides with slerp there. Exactly
+    opposite directions have no preferred great circle; they also interpolate linearly,
+    passing through the origin, which random keyframes hit with probability zero. The linear
+    form ``a + t (b - a)`` returns ``a`` unchanged when ``b`` equals it.
+
+    Computed in float64; the result has the floating dtype of the inputs (at least float32).
+    """
+    dtype = np.result_type(a, b, np.float32)
+    if t <= 0.0:
+        return np.array(a, dtype=dtype)
+    if t >= 1.0:
+        return np.array(b, dtype=dtype)
+    a64 = np.asarray(a, dtype=np.float64)
+    b64 = np.asarray(b, dtype=np.float64)
+    norm_a = float(np.linalg.norm(a64))
+    norm_b = float(np.linalg.norm(b64))
+    if norm_a == 0.0 or norm_b == 0.0:
+        return (a64 + t * (b64 - a64)).astype(dtype)
+    unit_a = a64 / norm_a
+    unit_b = b64 / norm_b
+    # The angle from chord lengths stays accurate for tiny angles, where arccos(dot) does not.
+    angle = 2.0 * math.atan2(
+        float(np.linalg.norm(unit_a - unit_b)), float(np.linalg.norm(unit_a + unit_b))
+    )
+    if angle < _PARALLEL_ANGLE or math.pi - angle < _PARALLEL_ANGLE:
+        return (a64 + t * (b64 - a64)).astype(dtype)
+    sin_angle = math.sin(angle)
+    direction = (
+        math.sin((1.0 - t) * angle) / sin_angle * unit_a + math.sin(t * angle) / sin_angle * unit_b
+    )
+    return (((1.0 - t) * norm_a + t * norm_b) * direction).astype(dtype)
+
+
+@dataclass(frozen=True)
+class Trajectory:
+    """The endless walk through latent space: hold a face, morph to the next, repeat.
+
+    ``hold`` and ``morph`` are seconds. ``morph`` may be 0 for hard cuts as long as
+    ``hold`` is positive; a zero ``hold`` gives a continuous morph. Invalid values raise
+    ``UserError`` when the trajectory is made, not hours later when a frame needs them.
+    """
+
+    seed: int
+    latent_size: int
+    hold: float
+    morph: float
+    easing: str = "smoothstep"
+    distribution: str = "normal"
+
+    def __post_init__(self) -> None:
+        if self.seed < 0:
+            raise UserError(f"seed must be a non-negative integer, got {self.seed}")
+        if self.latent_size < 1:
+            raise UserError(f"latent size must be at least 1, got {self.latent_size}")
+        if not (math.isfinite(self.hold) and self.hold >= 0.0):
+            raise UserError(f"hold must be a finite number of seconds >= 0, got {self.hold}")
+        if not (math.isfinite(self.morph) and self.morph >= 0.0):
+            raise UserError(f"morph must be a finite number of seconds >= 0, got {self.morph}")
+        if self.hold + self.morph <= 0.0:
+            raise UserError("hold and morph are both 0: at least one must be positive")
+        get_easing(self.easing)
+        if self.distribution not in DISTRIBUTIONS:
+            valid = ", ".join(DISTRIBUTIONS)
+            raise UserError(
+                f"unknown distribution {self.distribution!r}; valid distributions are: {valid}"
+            )
+
+    @property
+    def period(self) -> float:
+        """Seconds from one face starting its hold to the next face starting its hold."""
+        return self.hold + self.morph
+
+    def _position(self, t: float) -> tuple[int, float]:
+        """Split show time into (face index, seconds into that face's period).
+
+        float64 ``divmod`` is exact for positive operands (the remainder comes from fmod),
+        so at t = 40 days the phase is as precise as t itself (about 5e-10 s) and frames stay
+        continuous; a float32 clock would already step by a quarter second there.
+        """
+        t = float(t)
+        if not math.isfinite(t):
+            raise ValueError(f"show time must be finite, got {t}")
+        index, phase = divmod(max(t, 0.0), self.period)
+        return int(index), phase
+
+    def face_index_at(self, t: float) -> int:
+        """The keyframe held at ``t``, or being morphed away from."""
+        return self._position(t)[0]
+
+    def latent_at(self, t: float) -> np.ndarray:
+        """The latent to render at show time ``t`` seconds, float32 of shape ``(latent_size,)``.
+
+        During a hold this is the keyframe itself, exactly. Negative ``t`` counts as 0, so a
+        clock that starts slightly early shows the first face rather than failing.
+        """
+        index, phase = self._position(t)
+        current = keyframe(self.seed, index, self.latent_size, self.distribution)
+        if phase < self.hold:
+            return current
+        following = keyframe(self.seed, index + 1, self.latent_size, self.distribution)
+        progress = (phase - self.hold) / self.morph
+        return slerp(current, following, float(get_easing(self.easing)(progress)))
+
+    def latents_at(self, times: Sequence[float]) -> np.ndarray:
+        """``latent_at`` for each time, stacked as float32 ``(len(times), latent_size)``.
+
+        For filling a generator batch. A plain loop: consecutive times usually need
+        different keyframe pairs anyway, and each call costs microseconds.
+        """
+        latents = np.empty((len(times), self.latent_size), dtype=np.float32)
+        for row, t in enumerate(times):
+            latents[row] = self.latent_at(t)
+        return latents
