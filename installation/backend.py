@@ -1,0 +1,105 @@
+"""Backends run one model stage on some hardware behind one small interface.
+
+ONNX Runtime is the implementation here (CPU provider everywhere, CUDA provider where the
+machine has one); a TensorRT backend will implement the same interface. Session options are
+set on purpose: ONNX Runtime's default intra-op threads spin-wait between runs, which on a
+small exhibition PC steals the core the display loop needs, so spinning is off.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from installation.bundle import TensorInfo
+from installation.errors import UserError
+
+log = logging.getLogger(__name__)
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+
+
+class LoadedStage(ABC):
+    """A model ready to run: what it declares, and a way to run a batch through it."""
+
+    inputs: tuple[TensorInfo, ...]
+    outputs: tuple[TensorInfo, ...]
+
+    @abstractmethod
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        """Run one float32 batch through the model and return its only output."""
+
+
+class Backend(ABC):
+    name: str
+
+    @abstractmethod
+    def load(self, path: Path) -> LoadedStage:
+        """Load a model file, raising UserError naming the file if it cannot be used."""
+
+
+def default_threads() -> int:
+    """All cores but at most 4: beyond that, small generators gain nothing."""
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+class OnnxRuntimeStage(LoadedStage):
+    def __init__(self, session: ort.InferenceSession) -> None:
+        self.session = session
+        self.inputs = tuple(_info(arg) for arg in session.get_inputs())
+        self.outputs = tuple(_info(arg) for arg in session.get_outputs())
+        self._input = self.inputs[0].name
+        self._output = [self.outputs[0].name]
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        return self.session.run(self._output, {self._input: batch})[0]
+
+
+class OnnxRuntimeBackend(Backend):
+    """ONNX Runtime on one execution provider (CPU or CUDA)."""
+
+    def __init__(self, provider: str = CPU, threads: int | None = None) -> None:
+        if provider not in ort.get_available_providers():
+            raise UserError(f"ONNX Runtime on this machine has no {provider}")
+        self.provider = provider
+        self.threads = threads or default_threads()
+        self.name = "onnxruntime-" + ("cuda" if provider == CUDA else "cpu")
+
+    def session_options(self) -> ort.SessionOptions:
+        options = ort.SessionOptions()
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        options.intra_op_num_threads = self.threads
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+        options.log_severity_level = 3
+        return options
+
+    def load(self, path: Path) -> LoadedStage:
+        try:
+            session = ort.InferenceSession(
+                str(path), self.session_options(), providers=[self.provider]
+            )
+        except Exception as exc:  # ONNX Runtime raises several unrelated types for bad files
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
+            raise UserError(f"{path}: not a loadable ONNX model: {first_line}") from None
+        return OnnxRuntimeStage(session)
+
+
+def available_backends(threads: int | None = None) -> list[Backend]:
+    """Every backend this machine can run, best first."""
+    providers = ort.get_available_providers()
+    return [OnnxRuntimeBackend(p, threads) for p in (CUDA, CPU) if p in providers]
+
+
+def _info(arg: ort.NodeArg) -> TensorInfo:
+    shape = tuple(size if isinstance(size, int) else None for size in arg.shape)
+    dtype = arg.type.removeprefix("tensor(").removesuffix(")")
+    return TensorInfo(arg.name, shape, "float32" if dtype == "float" else dtype)

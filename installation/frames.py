@@ -1,0 +1,83 @@
+"""Frames as the display receives them, and the bounded, timestamped queue between the
+inference worker and the display.
+
+A frame is an RGB image for one instant of show time. The worker fills the queue a little
+ahead of the screen; the display asks for "now" and gets the two frames around it with a
+blend weight, so it never waits: when generation falls behind it shows the nearest frames
+instead of freezing or going black.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Frame:
+    """One generated picture: ``image`` is H x W x 3 uint8 RGB, ``t`` its show time in seconds.
+
+    ``serial`` increases by one for every frame the worker makes, so the display can cache
+    uploaded textures by it.
+    """
+
+    t: float
+    image: np.ndarray
+    serial: int
+
+
+@dataclass(frozen=True)
+class Pick:
+    """What the display should show at one instant: ``a`` blended towards ``b`` by ``weight``.
+
+    ``b`` is None when no newer frame exists yet: the display holds ``a`` rather than wait.
+    """
+
+    a: Frame
+    b: Frame | None
+    weight: float
+
+
+class FrameQueue:
+    """Frames in show-time order, bounded, shared by the worker (put) and display (pick).
+
+    The lock is only held for a few list operations, so the display never waits on the
+    worker in any way that matters; memory is bounded by ``capacity`` frames for weeks.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        if capacity < 2:
+            raise ValueError("a frame queue needs room for at least two frames to blend")
+        self.capacity = capacity
+        self._frames: deque[Frame] = deque(maxlen=capacity)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def put(self, frames: list[Frame]) -> None:
+        """Append frames later than those queued (the oldest fall out when full)."""
+        with self._lock:
+            self._frames.extend(frames)
+
+    def latest_time(self) -> float | None:
+        with self._lock:
+            return self._frames[-1].t if self._frames else None
+
+    def pick(self, t: float) -> Pick | None:
+        """The frames around show time ``t``; frames before them are dropped for good,
+        because show time only moves forward."""
+        with self._lock:
+            frames = self._frames
+            if not frames:
+                return None
+            while len(frames) > 1 and frames[1].t <= t:
+                frames.popleft()
+            a = frames[0]
+            if len(frames) == 1 or t <= a.t:
+                return Pick(a, None, 0.0)
+            b = frames[1]
+            return Pick(a, b, (t - a.t) / (b.t - a.t))

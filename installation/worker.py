@@ -1,0 +1,99 @@
+"""The inference worker: a thread that generates frames a little ahead of the screen.
+
+Frames are made for times on a fixed grid (``fps`` per second of show time), so a live show
+and an offline render of the same show draw the same faces. The worker stays at most ``lead``
+seconds ahead, which bounds both the queue and the latency of anything that changes the
+picture. When it falls behind it does not try to catch up frame by frame (that would only
+fall further behind); it jumps to the time its next frame will be ready, and the display
+blends the frames it has.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from installation.frames import Frame, FrameQueue
+from installation.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+LatentSource = Callable[[Sequence[float]], np.ndarray]
+
+
+class InferenceWorker:
+    """Owns one thread that runs ``pipeline`` on latents from ``latents_at`` into ``queue``."""
+
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        latents_at: LatentSource,
+        queue: FrameQueue,
+        clock: Callable[[], float],
+        fps: float,
+        lead: float,
+    ) -> None:
+        self.pipeline = pipeline
+        self.latents_at = latents_at
+        self.queue = queue
+        self.clock = clock
+        self.fps = fps
+        self.lead = lead
+        self.generated = 0
+        self.skipped = 0
+        self.error: BaseException | None = None
+        self._latency = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="inference", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        try:
+            self._loop()
+        except Exception as exc:
+            log.exception("inference worker failed")
+            self.error = exc
+
+    def _loop(self) -> None:
+        index = math.ceil(self.clock() * self.fps)
+        while not self._stop.is_set():
+            now = self.clock()
+            # To blend into a frame, the display needs it one generation interval early.
+            ready_at = now + 2 * self._latency
+            if index / self.fps < ready_at:
+                behind = math.ceil(ready_at * self.fps)
+                self.skipped += behind - index
+                index = behind
+            # A slow machine needs to look further ahead than ``lead`` to have anything to blend.
+            lead = max(self.lead, ready_at - now + 1 / self.fps)
+            ahead = index / self.fps - now
+            if ahead > lead:
+                self._stop.wait(ahead - lead)
+                continue
+            self._generate(index)
+            index += 1
+
+    def _generate(self, index: int) -> None:
+        t = index / self.fps
+        started = time.perf_counter()
+        image = self.pipeline.run(self.latents_at([t]))[0]
+        elapsed = time.perf_counter() - started
+        self._latency = elapsed if self.generated == 0 else 0.9 * self._latency + 0.1 * elapsed
+        self.queue.put([Frame(t, image, self.generated)])
+        self.generated += 1
