@@ -1,0 +1,42 @@
+"""Showing frames on a screen: fullscreen in the gallery, windowed for rehearsal, headless
+for tests. Pick one with :func:`make_display`.
+"""
+
+from __future__ import annotations
+
+from installation.display.base import Action, Display
+from installation.display.layout import fit_rect
+from installation.display.modes import FullscreenDisplay, HeadlessDisplay, WindowedDisplay
+from installation.display.sdl import SdlDisplay
+from installation.errors import UserError
+
+__all__ = [
+    "Action",
+    "Display",
+    "FullscreenDisplay",
+    "HeadlessDisplay",
+    "SdlDisplay",
+    "WindowedDisplay",
+    "fit_rect",
+    "make_display",
+]
+
+_MODES: dict[str, type[SdlDisplay]] = {
+    "fullscreen": FullscreenDisplay,
+    "windowed": WindowedDisplay,
+    "headless": HeadlessDisplay,
+}
+
+
+def make_display(mode: str, size: tuple[int, int] | None = None) -> Display:
+    """Build the display for ``mode`` ("fullscreen", "windowed" or "headless"), not yet open.
+
+    ``size`` overrides the mode's window size; it comes from the command line or a show file,
+    so a bad value is the user's to fix.
+    """
+    display_class = _MODES.get(mode)
+    if display_class is None:
+        raise UserError(f"unknown display mode {mode!r}: choose one of {', '.join(_MODES)}")
+    if size is not None and (len(size) != 2 or not all(isinstance(n, int) and n > 0 for n in size)):
+        raise UserError(f"display size must be two positive whole numbers, got {size!r}")
+    return display_class(size)

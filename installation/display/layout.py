@@ -1,0 +1,25 @@
+"""Where the picture goes in the window.
+
+Kept apart from SDL so the arithmetic can be tested on its own: faces must never be
+stretched, whatever the projector or screen the gallery plugs in.
+"""
+
+
+def fit_rect(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int, int, int]:
+    """Return ``(x, y, w, h)``: the largest rectangle with the source's aspect ratio that fits
+    in a ``dst_w`` x ``dst_h`` output, centred, so the rest becomes black bars.
+
+    Integer arithmetic only, so the same sizes always give the same pixels and a matching
+    aspect ratio fills the output exactly.
+    """
+    if src_w <= 0 or src_h <= 0:
+        raise ValueError(f"source size must be positive, got {src_w}x{src_h}")
+    if dst_w < 0 or dst_h < 0:
+        raise ValueError(f"output size must not be negative, got {dst_w}x{dst_h}")
+    if src_w * dst_h >= src_h * dst_w:
+        w = dst_w
+        h = (2 * src_h * dst_w + src_w) // (2 * src_w)
+    else:
+        h = dst_h
+        w = (2 * src_w * dst_h + src_h) // (2 * src_h)
+    return (dst_w - w) // 2, (dst_h - h) // 2, w, h

@@ -1,0 +1,196 @@
+"""The SDL2 implementation shared by all display modes: window, GPU renderer, crossfade.
+
+Blending and scaling happen on the GPU (texture alpha and colour modulation, linear
+filtering), so the CPU only uploads each generated frame once, whatever the screen size.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from contextlib import ExitStack
+from dataclasses import dataclass
+
+import pygame
+from pygame._sdl2 import video
+from pygame._sdl2.sdl2 import error as SdlError
+
+from installation.display.base import Action, Display
+from installation.display.layout import fit_rect
+from installation.display.textures import TextureCache
+from installation.errors import UserError
+from installation.frames import Frame
+
+logger = logging.getLogger("installation.display")
+
+_ACCELERATED = 0x02
+_BLACK = (0, 0, 0, 255)
+_QUIT_KEYS = (pygame.K_ESCAPE, pygame.K_q)
+
+
+def open_renderer(window: video.Window) -> tuple[video.Renderer, str]:
+    """Create a vsynced renderer, trying accelerated drivers first and software last.
+
+    Picking the driver ourselves, rather than letting SDL choose, tells us its name, so a
+    silent fallback to the CPU is logged instead of showing up as stutter weeks later.
+    """
+    drivers = list(enumerate(video.get_drivers()))
+    drivers.sort(key=lambda item: (item[1].name == "software", not item[1].flags & _ACCELERATED))
+    failures = []
+    for index, info in drivers:
+        try:
+            return video.Renderer(window, index=index, vsync=True), info.name
+        except (SdlError, pygame.error) as exc:
+            logger.debug("renderer %s unavailable: %s", info.name, exc)
+            failures.append(f"{info.name}: {exc}")
+    raise UserError("no SDL renderer works on this machine (" + "; ".join(failures) + ")")
+
+
+def _to_byte(fraction: float) -> int:
+    """Map 0..1 to 0..255, clamping the small overshoots that float timing arithmetic makes."""
+    return round(min(max(fraction, 0.0), 1.0) * 255)
+
+
+@dataclass
+class _Session:
+    """Everything that exists only while the display is open, released together by close()."""
+
+    driver: str
+    window: video.Window
+    renderer: video.Renderer
+    renderer_name: str
+    textures: TextureCache
+    fullscreen: bool
+
+
+class SdlDisplay(Display):
+    """A display drawn with pygame's SDL2 renderer; modes set the class attributes below."""
+
+    #: Window size used when the mode (or a toggle to windowed) needs one.
+    default_size: tuple[int, int] = (1280, 720)
+    #: Whether the window starts covering the whole desktop.
+    starts_fullscreen: bool = False
+    #: A fixed-size window ignores resizing and the fullscreen key, so readbacks are stable.
+    fixed_size: bool = False
+    #: Whether the software renderer is normal here rather than a sign of a broken GPU setup.
+    software_expected: bool = False
+
+    def __init__(self, size: tuple[int, int] | None = None) -> None:
+        self._size = size or self.default_size
+        self._session: _Session | None = None
+
+    @property
+    def description(self) -> str:
+        if self._session is None:
+            return "not open"
+        return f"video driver {self._session.driver}, renderer {self._session.renderer_name}"
+
+    @property
+    def texture_count(self) -> int:
+        """How many frame textures are held on the GPU now; it must stay bounded for weeks."""
+        return 0 if self._session is None else len(self._session.textures)
+
+    def _prepare_video_driver(self) -> None:
+        """Hook for modes that must choose the SDL video driver before SDL starts."""
+
+    def open(self, title: str) -> None:
+        if self._session is not None:
+            raise RuntimeError("display is already open")
+        self._prepare_video_driver()
+        # SDL reads the hint when textures are created; a user's own setting wins.
+        os.environ.setdefault("SDL_RENDER_SCALE_QUALITY", "linear")
+        with ExitStack() as undo:
+            try:
+                pygame.display.init()
+            except pygame.error as exc:
+                raise UserError(
+                    f"cannot start SDL video ({exc}): run inside the desktop session, "
+                    "set SDL_VIDEODRIVER, or use the headless display"
+                ) from exc
+            undo.callback(pygame.display.quit)
+            window = video.Window(
+                title,
+                size=self._size,
+                fullscreen_desktop=self.starts_fullscreen,
+                resizable=not self.fixed_size,
+            )
+            undo.callback(window.destroy)
+            renderer, renderer_name = open_renderer(window)
+            undo.pop_all()
+        renderer.draw_color = _BLACK
+        driver = pygame.display.get_driver()
+        self._session = _Session(
+            driver, window, renderer, renderer_name, TextureCache(renderer), self.starts_fullscreen
+        )
+        # SDL_ShowCursor is global, so this hides the cursor over _sdl2 windows too.
+        pygame.mouse.set_visible(False)
+        logger.info("display %s", self.description)
+        if renderer_name == "software" and not self.software_expected:
+            logger.warning(
+                "SDL fell back to the software renderer: expect high CPU use and dropped "
+                "frames; check the GPU driver"
+            )
+
+    def _require_session(self) -> _Session:
+        if self._session is None:
+            raise RuntimeError("display is not open")
+        return self._session
+
+    def present(self, a: Frame, b: Frame | None, weight: float, brightness: float = 1.0) -> None:
+        session = self._require_session()
+        level = _to_byte(brightness)
+        alpha = _to_byte(weight)
+        session.renderer.clear()
+        self._draw(session, a, pygame.BLENDMODE_NONE, 255, level)
+        if b is not None and alpha > 0:
+            self._draw(session, b, pygame.BLENDMODE_BLEND, alpha, level)
+        session.renderer.present()
+
+    @staticmethod
+    def _draw(session: _Session, frame: Frame, blend_mode: int, alpha: int, level: int) -> None:
+        """Draw one frame letterboxed into the current output.
+
+        The output size is read on every call, so a resized window is right on the next frame.
+        """
+        texture = session.textures.texture_for(frame)
+        texture.blend_mode = blend_mode
+        texture.alpha = alpha
+        texture.color = (level, level, level, 255)
+        output = session.renderer.get_viewport()
+        texture.draw(dstrect=fit_rect(texture.width, texture.height, output.w, output.h))
+
+    def poll(self) -> list[Action]:
+        session = self._require_session()
+        actions = []
+        for event in pygame.event.get():
+            if event.type in (pygame.QUIT, pygame.WINDOWCLOSE) or (
+                event.type == pygame.KEYDOWN and event.key in _QUIT_KEYS
+            ):
+                actions.append(Action.QUIT)
+            elif event.type == pygame.KEYDOWN and event.key == pygame.K_f and not self.fixed_size:
+                self._toggle_fullscreen(session)
+                actions.append(Action.TOGGLE_FULLSCREEN)
+        return actions
+
+    @staticmethod
+    def _toggle_fullscreen(session: _Session) -> None:
+        """Switch between desktop fullscreen and a window; a failure must not end the show."""
+        try:
+            if session.fullscreen:
+                session.window.set_windowed()
+            else:
+                session.window.set_fullscreen(desktop=True)
+        except (SdlError, pygame.error) as exc:
+            logger.warning("could not toggle fullscreen: %s", exc)
+            return
+        session.fullscreen = not session.fullscreen
+
+    def close(self) -> None:
+        if self._session is None:
+            return
+        window = self._session.window
+        self._session.textures.clear()
+        # Dropping the session frees the renderer, which SDL2 needs gone before its window.
+        self._session = None
+        window.destroy()
+        pygame.display.quit()
