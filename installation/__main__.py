@@ -1,0 +1,7 @@
+"""``python -m installation`` is the same as the ``installation`` command."""
+
+import sys
+
+from installation.cli import main
+
+sys.exit(main())

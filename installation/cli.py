@@ -1,0 +1,182 @@
+"""The ``installation`` command: run, render, check and bench a show; export bundles.
+
+Every user mistake surfaces as one line on stderr naming the file or option and what is
+wrong, with exit code 2; tracebacks are for bugs only. ``installation export`` is loaded
+lazily because it needs torch, which the exhibition PC does not have.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from export.cli import register as register_export
+from installation.errors import UserError
+
+log = logging.getLogger("installation")
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    try:
+        return args.func(args)
+    except UserError as exc:
+        print(f"installation: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="installation",
+        description="Show portraits of imaginary people, morphing from one face to the next.",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", help="play a show on the screen")
+    _show_argument(run, optional=True)
+    modes = run.add_mutually_exclusive_group()
+    modes.add_argument(
+        "--windowed", action="store_true", help="in a window instead of fullscreen (rehearsal)"
+    )
+    modes.add_argument(
+        "--headless", action="store_true", help="without a screen (SDL dummy driver; tests, CI)"
+    )
+    run.add_argument(
+        "--duration", type=_seconds, metavar="SECONDS", help="stop cleanly after this long"
+    )
+    run.set_defaults(func=_run)
+
+    render = commands.add_parser("render", help="write a show's frames as numbered PNG files")
+    _show_argument(render, optional=False)
+    render.add_argument(
+        "--seconds", type=_seconds, required=True, help="length of show time to render"
+    )
+    render.add_argument("--fps", type=_seconds, default=30.0, help="frames per second (30)")
+    render.add_argument("--out", type=Path, required=True, help="folder for the PNG frames")
+    render.add_argument(
+        "--size", type=_size, metavar="WxH", help="scale frames to this size (default: bundle's)"
+    )
+    render.set_defaults(func=_render)
+
+    check = commands.add_parser(
+        "check", help="validate a show and its bundle without opening a window"
+    )
+    _show_argument(check, optional=False)
+    check.set_defaults(func=_check)
+
+    bench = commands.add_parser(
+        "bench", help="measure each stage and the display loop on every available backend"
+    )
+    _show_argument(bench, optional=True)
+    bench.add_argument("--batch", type=int, default=16, help="the larger batch size to time (16)")
+    bench.add_argument(
+        "--budget", type=_seconds, default=2.0, help="seconds spent timing each row (2)"
+    )
+    bench.add_argument(
+        "--display-seconds",
+        type=_seconds,
+        default=5.0,
+        help="seconds of headless show loop to measure (5)",
+    )
+    bench.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    bench.set_defaults(func=_bench)
+
+    export = commands.add_parser(
+        "export", help="workshop: turn trained checkpoints into a model bundle (needs torch)"
+    )
+    register_export(export.add_subparsers(dest="export_command", required=True, metavar="KIND"))
+    return parser
+
+
+def _show_argument(parser: argparse.ArgumentParser, optional: bool) -> None:
+    parser.add_argument(
+        "show",
+        type=Path,
+        nargs="?" if optional else None,
+        metavar="SHOW",
+        help="show file (TOML)" + ("; default: shows/default.toml" if optional else ""),
+    )
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if not 0 < value < 1e7:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value
+
+
+def _size(text: str) -> tuple[int, int]:
+    width, _, height = text.lower().partition("x")
+    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}")
+    return int(width), int(height)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from installation.session import run_show
+
+    mode = "headless" if args.headless else "windowed" if args.windowed else None
+    return run_show(args.show, mode, args.duration)
+
+
+def _render(args: argparse.Namespace) -> int:
+    from installation.render import render
+    from installation.session import open_show
+
+    _show, pipeline, trajectory = open_show(args.show)
+    count = render(pipeline, trajectory, args.seconds, args.fps, args.out, args.size)
+    print(f"wrote {count} frames to {args.out}")
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from installation.session import open_show
+
+    show, pipeline, _ = open_show(args.show)
+    width, height = pipeline.bundle.output_size
+    stages = " -> ".join(stage.spec.name for stage in pipeline.stages)
+    print(f"ok: {show.path}: bundle {pipeline.bundle.name} ({stages}), {width}x{height} frames")
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from installation.backend import available_backends
+    from installation.bench import format_table, run_bench
+    from installation.session import load_parts
+
+    if args.batch < 1:
+        raise UserError(f"--batch: expected a positive integer, got {args.batch}")
+    show, bundle, trajectory = load_parts(args.show)
+    report = run_bench(
+        bundle,
+        available_backends(show.engine.threads or None),
+        trajectory,
+        args.batch,
+        args.budget,
+        args.display_seconds,
+        show.display.fps,
+    )
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(format_table(report["stages"]))
+        print()
+        print(format_table(report["display"]))
+    return 0

@@ -1,0 +1,125 @@
+"""The show loop: paces the display, asks the frame queue for "now", presents, handles keys.
+
+It never waits on inference: each tick it takes whatever frames exist around the current
+show time (blending two, or holding the newest when generation is behind) and sleeps only
+until the next tick. Timing statistics are kept in bounded form, because the loop runs for
+weeks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from installation.display import Display
+from installation.display.base import Action
+from installation.frames import FrameQueue
+from installation.pipeline import Pipeline
+from installation.trajectory import Trajectory
+from installation.worker import InferenceWorker
+
+log = logging.getLogger(__name__)
+
+INTERVAL_WINDOW = 4096
+
+
+@dataclass
+class LoopStats:
+    """How well the display kept its rate: ``late`` counts ticks over twice their budget."""
+
+    budget: float
+    shown: int = 0
+    blended: int = 0
+    held: int = 0
+    late: int = 0
+    max_interval: float = 0.0
+    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=INTERVAL_WINDOW))
+
+    def record(self, interval: float) -> None:
+        self.intervals.append(interval)
+        self.max_interval = max(self.max_interval, interval)
+        if interval > 2 * self.budget:
+            self.late += 1
+
+    @property
+    def median_interval(self) -> float:
+        return float(np.median(self.intervals)) if self.intervals else 0.0
+
+
+@dataclass
+class RunResult:
+    stats: LoopStats
+    seconds: float
+    generated: int
+    skipped: int
+    error: BaseException | None
+
+
+class ShowClock:
+    """Show time in seconds since the clock was started, from the monotonic clock."""
+
+    def __init__(self) -> None:
+        self._start = time.monotonic()
+
+    def __call__(self) -> float:
+        return time.monotonic() - self._start
+
+
+def play(
+    display: Display,
+    pipeline: Pipeline,
+    trajectory: Trajectory,
+    fps: float,
+    lead: float,
+    duration: float | None = None,
+) -> RunResult:
+    """Run the show on an open display until quit, ``duration`` seconds, or a worker error."""
+    clock = ShowClock()
+    capacity = max(4, int(lead * fps) + 4)
+    queue = FrameQueue(capacity)
+    worker = InferenceWorker(pipeline, trajectory.latents_at, queue, clock, fps, lead)
+    stats = LoopStats(budget=1.0 / fps)
+    worker.start()
+    try:
+        _loop(display, queue, worker, clock, stats, duration)
+    finally:
+        worker.stop()
+    return RunResult(stats, clock(), worker.generated, worker.skipped, worker.error)
+
+
+def _loop(
+    display: Display,
+    queue: FrameQueue,
+    worker: InferenceWorker,
+    clock: ShowClock,
+    stats: LoopStats,
+    duration: float | None,
+) -> None:
+    budget = stats.budget
+    deadline = time.perf_counter()
+    previous = deadline
+    while worker.error is None:
+        now = clock()
+        pick = queue.pick(now)
+        if pick is not None:
+            display.present(pick.a, pick.b, pick.weight)
+            stats.shown += 1
+            if pick.b is None:
+                stats.held += 1
+            else:
+                stats.blended += 1
+        if Action.QUIT in display.poll() or (duration is not None and now >= duration):
+            return
+        deadline += budget
+        pause = deadline - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        elif pause < -budget:
+            deadline = time.perf_counter()
+        tick = time.perf_counter()
+        stats.record(tick - previous)
+        previous = tick

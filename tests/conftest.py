@@ -1,0 +1,39 @@
+"""Shared fixtures: copies of the committed default show and bundle that tests may break.
+
+Tests work on real files: the committed bundle's ONNX model, really truncated or corrupted,
+rather than on mocks of the validator's inputs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SHOW = ROOT / "shows" / "default.toml"
+DEFAULT_BUNDLE = ROOT / "bundles" / "dcgan-digiface-64"
+
+
+@pytest.fixture
+def bundle_copy(tmp_path: Path) -> Path:
+    """A private copy of the default bundle."""
+    target = tmp_path / "bundle"
+    shutil.copytree(DEFAULT_BUNDLE, target)
+    return target
+
+
+@pytest.fixture
+def show_copy(tmp_path: Path, bundle_copy: Path) -> Path:
+    """A private copy of the default show that plays ``bundle_copy``."""
+    text = DEFAULT_SHOW.read_text()
+    text = text.replace('bundle = "../bundles/dcgan-digiface-64"', 'bundle = "bundle"')
+    assert 'bundle = "bundle"' in text
+    show = tmp_path / "show.toml"
+    show.write_text(text)
+    return show

@@ -1,0 +1,142 @@
+"""The whole runtime, headless: the show loop with the real worker, ONNX Runtime and SDL."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import subprocess
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEFAULT_SHOW
+
+from installation.backend import CPU, LoadedStage, OnnxRuntimeBackend
+from installation.cli import main
+from installation.display import HeadlessDisplay
+from installation.frames import Frame
+from installation.pipeline import Pipeline
+from installation.player import play
+from installation.session import load_parts
+
+
+class RecordingDisplay(HeadlessDisplay):
+    """The real headless display, reading back every picture it presents."""
+
+    def __init__(self) -> None:
+        super().__init__((160, 90))
+        self.pictures: list[np.ndarray] = []
+        self.blends: list[bool] = []
+
+    def present(self, a: Frame, b: Frame | None, weight: float, brightness: float = 1.0) -> None:
+        super().present(a, b, weight, brightness)
+        self.pictures.append(self.snapshot().copy())
+        self.blends.append(b is not None)
+
+
+class SlowStage(LoadedStage):
+    """A real ONNX Runtime stage that takes at least ``delay`` seconds, like a weak machine."""
+
+    def __init__(self, inner: LoadedStage, delay: float) -> None:
+        self.inner = inner
+        self.delay = delay
+        self.inputs = inner.inputs
+        self.outputs = inner.outputs
+
+    def run(self, batch: np.ndarray) -> np.ndarray:
+        time.sleep(self.delay)
+        return self.inner.run(batch)
+
+
+class SlowBackend(OnnxRuntimeBackend):
+    def __init__(self, delay: float) -> None:
+        super().__init__(CPU, threads=1)
+        self.delay = delay
+
+    def load(self, path: Path) -> LoadedStage:
+        return SlowStage(super().load(path), self.delay)
+
+
+def played(backend: OnnxRuntimeBackend, seconds: float) -> tuple[RecordingDisplay, object]:
+    _show, bundle, trajectory = load_parts(DEFAULT_SHOW)
+    trajectory = replace(trajectory, hold=0.5, morph=1.0)  # several faces within a short test
+    pipeline = Pipeline.load(bundle, backend)
+    display = RecordingDisplay()
+    display.open("test")
+    try:
+        result = play(display, pipeline, trajectory, fps=60, lead=0.1, duration=seconds)
+    finally:
+        display.close()
+    return display, result
+
+
+def test_headless_run_shows_changing_faces() -> None:
+    display, result = played(OnnxRuntimeBackend(CPU), 3.0)
+    assert result.error is None
+    pictures = display.pictures
+    assert len(pictures) > 100, "a 3 s run at 60 fps presents well over 100 pictures"
+    picture_area = np.stack(pictures)[:, :, 35:125]  # the square face, between the black bars
+    assert picture_area.std(axis=(1, 2, 3)).min() > 10, "a blank or flat picture was shown"
+    assert np.abs(pictures[-1].astype(int) - pictures[0].astype(int)).mean() > 2
+    steps = [np.abs(a.astype(int) - b.astype(int)).mean() for a, b in itertools.pairwise(pictures)]
+    assert max(steps) < 20, "consecutive pictures jumped"
+    assert sum(steps) > 0
+
+
+def test_display_keeps_its_rate_and_blends_when_generation_is_slow() -> None:
+    display, result = played(SlowBackend(delay=0.05), 3.0)
+    assert result.error is None
+    assert 0 < result.generated < 80, "at most 20 frames/s can be generated"
+    assert len(display.pictures) > 120, "the display kept ticking at 60 frames/s"
+    assert np.mean(display.blends[30:]) > 0.8, "frames between generated ones are blends"
+    assert min(p.std() for p in display.pictures) > 10, "never a blank frame"
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_render_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    args = ["render", str(DEFAULT_SHOW), "--seconds", "5", "--fps", "2"]
+    assert main([*args, "--out", str(tmp_path / "a")]) == 0
+    assert main([*args, "--out", str(tmp_path / "b"), "--size", "96x64"]) == 0
+    assert main([*args, "--out", str(tmp_path / "c")]) == 0
+    first = digest(tmp_path / "a")
+    assert len(first) == 10 and first == digest(tmp_path / "c")
+    # The default scene holds the first face for 3 s (frames 0-6), then morphs (7, 8, 9).
+    assert len(set(first.values())) == 4
+    import pygame
+
+    assert pygame.image.load(tmp_path / "a" / "frame_000000.png").get_size() == (64, 64)
+    sized = pygame.image.load(tmp_path / "b" / "frame_000009.png")
+    assert sized.get_size() == (96, 64)
+    assert sized.get_at((2, 32))[:3] == (0, 0, 0), "letterboxed on black"
+
+
+def test_run_command_exits_zero_after_duration() -> None:
+    completed = installation("run", "--headless", "--duration", "2")
+    assert completed.returncode == 0, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert "frames shown" in completed.stderr
+
+
+def installation(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "installation", *args], capture_output=True, text=True, timeout=60
+    )
+
+
+def test_bad_show_and_bad_option_exit_two(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("bundle = 3\n")
+    completed = installation("run", str(bad), "--headless")
+    assert completed.returncode == 2
+    assert completed.stderr == f"installation: error: {bad}:1: bundle: expected a string, got 3\n"
+    completed = installation("run", "--duration", "soon")
+    assert completed.returncode == 2
+    last_line = completed.stderr.strip().splitlines()[-1]
+    assert last_line.endswith("argument --duration: expected a number, got 'soon'")
+    assert "Traceback" not in completed.stderr
