@@ -3,3 +3,8 @@
 This package runs on the exhibition PC and never imports torch: the workshop side that
 needs torch lives in the separate ``export`` package.
 """
+
+import os
+
+# pygame prints a greeting on import; in the journal of a kiosk that is noise.
+os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
