@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Set up this project in ./.venv on a fresh Debian or Ubuntu machine with Python 3.11+.
+#   scripts/bootstrap.sh          the runtime (what an exhibition PC needs)
+#   scripts/bootstrap.sh --test   the runtime, the workshop side (torch) and the test tools
+# Debian packages are installed only when missing (with sudo unless run as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+extra=""
+packages=(python3-venv)
+case "${1:-}" in
+  "") ;;
+  --test)
+    extra="[test]"
+    packages+=(gcc python3-dev pkg-config libsystemd-dev systemd)
+    ;;
+  *) echo "usage: $0 [--test]" >&2; exit 2 ;;
+esac
+
+python="${PYTHON:-python3}"
+if ! "$python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+  echo "bootstrap: $python is missing or older than 3.11; set PYTHON=/path/to/python3.11" >&2
+  exit 2
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("$package")
+done
+if ((${#missing[@]})); then
+  as_root=()
+  [ "$(id -u)" -eq 0 ] || as_root=(sudo)
+  echo "bootstrap: installing Debian packages: ${missing[*]}"
+  "${as_root[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${as_root[@]}" apt-get install -y -qq "${missing[@]}"
+fi
+
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet --editable ".$extra"
+echo "bootstrap: ready in .venv ($(.venv/bin/python --version))"
