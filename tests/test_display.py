@@ -167,13 +167,17 @@ def test_description_names_driver_and_renderer(
     assert "dummy" in caplog.text and "software" in caplog.text
 
 
-def test_software_renderer_outside_headless_warns(caplog: pytest.LogCaptureFixture) -> None:
+def test_no_screen_and_software_renderer_outside_headless_warn(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     shown = WindowedDisplay((320, 200))
     with caplog.at_level(logging.INFO, logger="installation.display"):
         shown.open("test")
     shown.close()
-    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warnings) == 1 and "software renderer" in warnings[0].getMessage()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2
+    assert "found no screen and uses its dummy video driver: nothing is visible" in warnings[0]
+    assert "software renderer" in warnings[1]
 
 
 def test_close_is_idempotent() -> None:

@@ -26,6 +26,8 @@ logger = logging.getLogger("installation.display")
 _ACCELERATED = 0x02
 _BLACK = (0, 0, 0, 255)
 _QUIT_KEYS = (pygame.K_ESCAPE, pygame.K_q)
+# Video drivers that SDL falls back to when it finds no screen: a show there is invisible.
+_INVISIBLE_DRIVERS = ("offscreen", "dummy")
 
 
 def open_renderer(window: video.Window) -> tuple[video.Renderer, str]:
@@ -125,7 +127,16 @@ class SdlDisplay(Display):
         # SDL_ShowCursor is global, so this hides the cursor over _sdl2 windows too.
         pygame.mouse.set_visible(False)
         logger.info("display %s", self.description)
-        if renderer_name == "software" and not self.software_expected:
+        if self.software_expected:
+            return
+        if driver in _INVISIBLE_DRIVERS:
+            logger.warning(
+                "SDL found no screen and uses its %s video driver: nothing is visible; "
+                "start the show inside the display session (DISPLAY or WAYLAND_DISPLAY) or "
+                "set SDL_VIDEODRIVER=kmsdrm on a console",
+                driver,
+            )
+        if renderer_name == "software":
             logger.warning(
                 "SDL fell back to the software renderer: expect high CPU use and dropped "
                 "frames; check the GPU driver"
