@@ -10,6 +10,7 @@ import argparse
 import functools
 from pathlib import Path
 
+from export.stage_config import RefineConfig, TrainOptions
 from installation.errors import UserError
 
 DEFAULT_NAME = "dcgan-digiface-64"
@@ -54,6 +55,96 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="write into a non-empty DIR, replacing the bundle's files there",
     )
     dcgan.set_defaults(func=_dcgan)
+    _register_train_stage(subparsers)
+    _register_stage_and_assemble(subparsers)
+
+
+def _register_train_stage(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    train = subparsers.add_parser(
+        "train-stage",
+        help="train a refinement stage (e.g. 64->256 px) on a folder of photographs",
+        description="Train a refinement stage that draws an image again at --scale times its "
+        "size: random crops of the photographs, degraded the way the previous stage's output "
+        "looks, L1 reconstruction plus an adversarial loss. Writes checkpoint.pt, history.csv "
+        "and samples/epoch-NNNN.png into --out after every epoch; run the same command again "
+        "to resume.",
+    )
+    train.add_argument("--images", type=Path, required=True, metavar="DIR", help="photographs")
+    train.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
+    defaults_c, defaults_t = RefineConfig(), TrainOptions()
+    for flag, default, kind, text in (
+        ("--scale", defaults_c.scale, int, "upscaling factor"),
+        ("--width", defaults_c.width, int, "generator channels"),
+        ("--blocks", defaults_c.blocks, int, "generator residual blocks"),
+        ("--disc-width", defaults_c.disc_width, int, "discriminator channels (first layer)"),
+        ("--crop", defaults_t.crop, int, "size of the large training crops in px"),
+        ("--batch", defaults_t.batch, int, "crops per step"),
+        ("--epochs", defaults_t.epochs, int, "epochs to reach (raise it to train on)"),
+        ("--steps-per-epoch", defaults_t.steps_per_epoch, int, "steps between checkpoints"),
+        ("--lr", defaults_t.lr, float, "Adam learning rate"),
+        ("--adversarial-weight", defaults_t.adversarial_weight, float, "weight of the GAN loss"),
+        ("--gan-after", defaults_t.gan_after, int, "steps of L1 only before the GAN loss"),
+        ("--seed", defaults_t.seed, int, "seed of initial weights and crops"),
+    ):
+        train.add_argument(flag, type=kind, default=default, help=f"{text} (default: %(default)s)")
+    train.add_argument(
+        "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: %(default)s"
+    )
+    train.add_argument(
+        "--threads", type=int, default=0, metavar="N", help="CPU threads (default: torch's)"
+    )
+    train.set_defaults(func=_train_stage)
+
+
+def _register_stage_and_assemble(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser],
+) -> None:
+    stage = subparsers.add_parser(
+        "stage",
+        help="export a trained refinement stage (a train-stage run) into a stage folder",
+        description="Export the generator of a train-stage run to ONNX for square inputs of "
+        "--input-size px, verify ONNX Runtime against torch, and write a stage folder (ONNX, "
+        "stage.toml, NAME.training.md) for `installation export assemble`.",
+    )
+    stage.add_argument("run", type=Path, metavar="RUN", help="train-stage --out folder")
+    stage.add_argument("--out", type=Path, required=True, metavar="DIR", help="stage folder")
+    stage.add_argument(
+        "--input-size", type=int, required=True, metavar="PX", help="e.g. 64 for 64->256"
+    )
+    stage.add_argument("--name", default=None, help="stage name (default: refine-OUTPUTSIZE)")
+    stage.add_argument(
+        "--license",
+        required=True,
+        help="the weights' licence and the training data's terms, as the manifest states them",
+    )
+    stage.add_argument(
+        "--include",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE",
+        help="a file to carry along, e.g. the list of training photographs and their licences",
+    )
+    stage.add_argument("--force", action="store_true", help="overwrite files in DIR")
+    stage.set_defaults(func=_stage)
+
+    assemble = subparsers.add_parser(
+        "assemble",
+        help="stack stage folders onto a bundle into a new bundle",
+        description="Write a bundle whose stages are BASE's followed by each STAGE folder's, "
+        "after checking that every stage's input fits the output before it.",
+    )
+    assemble.add_argument("base", type=Path, metavar="BASE", help="the bundle to start from")
+    assemble.add_argument(
+        "stages", type=Path, nargs="+", metavar="STAGE", help="stage folders, in order"
+    )
+    assemble.add_argument("--out", type=Path, required=True, metavar="DIR", help="new bundle")
+    assemble.add_argument("--name", required=True, help="bundle name shown in logs")
+    assemble.add_argument("--description", default="", help="one line (default: the sizes)")
+    assemble.add_argument("--force", action="store_true", help="overwrite files in DIR")
+    assemble.set_defaults(func=_assemble)
 
 
 def _require_workshop() -> None:
@@ -81,4 +172,75 @@ def _dcgan(args: argparse.Namespace) -> int:
         progress=functools.partial(print, flush=True),
     )
     print(f"bundle written to {bundle.path}")
+    return 0
+
+
+def _train_stage(args: argparse.Namespace) -> int:
+    _require_workshop()
+    import torch
+
+    from export.train_stage import train_stage
+
+    for name in ("scale", "width", "blocks", "disc_width", "crop", "batch", "epochs", "lr"):
+        if not getattr(args, name) > 0:
+            raise UserError(f"--{name.replace('_', '-')} must be positive")
+    if args.scale < 2:
+        raise UserError(f"--scale must be at least 2, got {args.scale}")
+    if args.steps_per_epoch < 1 or args.gan_after < 0 or args.adversarial_weight < 0:
+        raise UserError(
+            "--steps-per-epoch must be positive, --gan-after and --adversarial-weight not negative"
+        )
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    elif device == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: torch sees no CUDA GPU on this machine")
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    config = RefineConfig(args.scale, args.width, args.blocks, args.disc_width)
+    options = TrainOptions(
+        crop=args.crop,
+        batch=args.batch,
+        epochs=args.epochs,
+        steps_per_epoch=args.steps_per_epoch,
+        lr=args.lr,
+        adversarial_weight=args.adversarial_weight,
+        gan_after=args.gan_after,
+        seed=args.seed,
+    )
+    print(f"training {config} with {options} on {device}", flush=True)
+    train_stage(
+        args.images, args.out, config, options, device, functools.partial(print, flush=True)
+    )
+    print(f"run written to {args.out}")
+    return 0
+
+
+def _stage(args: argparse.Namespace) -> int:
+    _require_workshop()
+    from export.stage_export import export_stage
+
+    if args.input_size < 1:
+        raise UserError(f"--input-size must be positive, got {args.input_size}")
+    out = export_stage(
+        args.run,
+        args.out,
+        args.input_size,
+        name=args.name or "",
+        license=args.license,
+        include=args.include,
+        force=args.force,
+        progress=functools.partial(print, flush=True),
+    )
+    print(f"stage folder written to {out}")
+    return 0
+
+
+def _assemble(args: argparse.Namespace) -> int:
+    _require_workshop()
+    from export.assemble import assemble
+
+    bundle = assemble(args.base, args.stages, args.out, args.name, args.description, args.force)
+    sizes = " -> ".join(f"{stage.name} {stage.output_size[0]}px" for stage in bundle.stages)
+    print(f"bundle written to {bundle.path}: {sizes}")
     return 0

@@ -1,0 +1,141 @@
+"""Export a trained refinement stage from its run folder into a *stage folder*.
+
+A stage folder is the unit ``installation export assemble`` stacks onto a bundle: the ONNX
+file, verified against torch, a ``stage.toml`` whose ``[stage]`` table is exactly the
+``[[stages]]`` entry a bundle manifest needs and whose ``[provenance]`` says where the weights
+come from, and ``NAME.training.md``, the training report written from the run's own history (data,
+steps, wall time, final losses), so the numbers in it are never typed in by hand. Any files
+named with ``include`` (a data licence list, say) travel with it into the bundle.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from export.bundle_writer import Provenance, StageEntry, staged_bundle
+from export.onnx_export import OPSET, export_onnx, verify_onnx
+from export.refine import RefineGenerator
+from export.stage_config import RefineConfig, TrainOptions
+from export.toml_writer import dumps
+from export.train_stage import load_run
+from installation.bundle import sha256_of
+from installation.errors import UserError
+
+STAGE_MANIFEST = "stage.toml"
+REPORT = "{name}.training.md"
+"""The training report's file name: named after the stage, so that the reports of several
+stages can sit side by side in one bundle."""
+INPUT_NAME = "image"
+OUTPUT_NAME = "upscaled"
+
+
+def export_stage(
+    run: Path,
+    out: Path,
+    input_size: int,
+    name: str,
+    license: str,
+    include: Sequence[Path] = (),
+    force: bool = False,
+    progress: Callable[[str], None] = print,
+) -> Path:
+    """Write the stage folder ``out`` for square ``input_size`` inputs; returns ``out``.
+    An empty ``name`` becomes ``refine-OUTPUTSIZE``."""
+    state = load_run(run)
+    config = RefineConfig.from_dict(state["config"])
+    name = name or f"refine-{input_size * config.scale}"
+    generator = RefineGenerator(config)
+    generator.load_state_dict(state["generator"])
+    generator.eval()
+    output_size = input_size * config.scale
+    input_shape = (3, input_size, input_size)
+    file, report = f"{name}.onnx", REPORT.format(name=name)
+    for extra in include:
+        if not extra.is_file():
+            raise UserError(f"{extra}: file to include not found")
+        if extra.name in (file, STAGE_MANIFEST, report):
+            raise UserError(f"{extra}: its name clashes with a file the stage folder needs")
+    with staged_bundle(out, force) as folder:
+        progress(f"exporting {file} ({input_size} -> {output_size} px, opset {OPSET})")
+        export_onnx(generator, folder / file, input_shape, INPUT_NAME, OUTPUT_NAME)
+        check = verify_onnx(generator, folder / file, input_shape, distribution="uniform")
+        progress(f"max abs error {check.max_abs_error:.1e} over {check.count} images")
+        entry = StageEntry(
+            name=name,
+            file=file,
+            input_name=INPUT_NAME,
+            input_shape=input_shape,
+            output_name=OUTPUT_NAME,
+            output_shape=(3, output_size, output_size),
+            input_layout="NCHW",
+            input_range=(-1.0, 1.0),
+        )
+        history = state["history"]
+        step = history[-1]["step"] if history else 0
+        provenance = Provenance(
+            source=f"trained with installation export train-stage ({run.resolve()}, "
+            f"{len(history)} epochs, {step} steps)",
+            license=license,
+            notes=f"refinement stage {config} exported at {input_size} px input; "
+            f"training report in {report}",
+        )
+        (folder / STAGE_MANIFEST).write_text(
+            dumps(stage_document(folder, entry, provenance)), encoding="utf-8"
+        )
+        (folder / report).write_text(training_report(state, name, file), encoding="utf-8")
+        for extra in include:
+            shutil.copyfile(extra, folder / extra.name)
+    return out
+
+
+def stage_document(folder: Path, entry: StageEntry, provenance: Provenance) -> dict[str, Any]:
+    """``stage.toml`` as a TOML document, the sha256 computed from the written ONNX file."""
+    stage: dict[str, Any] = {
+        "name": entry.name,
+        "file": entry.file,
+        "sha256": sha256_of(folder / entry.file),
+        "input_name": entry.input_name,
+        "input_shape": list(entry.input_shape),
+        "output_name": entry.output_name,
+        "output_shape": list(entry.output_shape),
+        "layout": entry.layout,
+        "range": list(entry.range),
+    }
+    if entry.input_layout is not None and entry.input_range is not None:
+        stage["input_layout"] = entry.input_layout
+        stage["input_range"] = list(entry.input_range)
+    details = {key: value for key, value in vars(provenance).items() if value}
+    return {"format": 1, "stage": stage, "provenance": details}
+
+
+def training_report(state: dict[str, Any], name: str, file: str) -> str:
+    """The markdown report of a run, from its checkpoint alone."""
+    config = RefineConfig.from_dict(state["config"])
+    options = TrainOptions(**state["options"])
+    history = state["history"]
+    data = state.get("data", {})
+    seconds = sum(epoch["seconds"] for epoch in history)
+    lines = [
+        f"# Training report: {name} ({file})",
+        "",
+        f"- Architecture: residual refinement generator, {config}",
+        f"- Options: {options}",
+        f"- Device: {data.get('device', 'unknown')}",
+        f"- Images ({len(data.get('images', []))}): {', '.join(data.get('images', []))}",
+        f"- Skipped: {', '.join(data.get('skipped', [])) or 'none'}",
+        f"- Epochs: {len(history)}, steps: {history[-1]['step'] if history else 0}, "
+        f"batch {options.batch} crops of {options.crop} px",
+        f"- Wall time: {seconds / 60:.1f} min",
+        "",
+        "| epoch | step | reconstruction (L1, -1..1 scale) | adversarial | discriminator | s |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {e['epoch']} | {e['step']} | {e['reconstruction']:.4f} | {e['adversarial']:.4f} "
+        f"| {e['discriminator']:.4f} | {e['seconds']:.0f} |"
+        for e in history
+    ]
+    return "\n".join(lines) + "\n"
