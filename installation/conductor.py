@@ -1,0 +1,322 @@
+"""The conductor: the one state machine that owns the current scene and its parameters.
+
+Three kinds of caller meet here, each on its own thread: the inference worker asks what to
+draw for show times just ahead of the screen (``plans_at``), the display asks once per tick
+how bright the picture is (``tick``), and controllers (OSC, reload) change things. The state
+is a single immutable ``Cue`` plus the blackout level and the freeze, swapped under a lock
+that is only ever held for a few assignments, so no caller waits on another in any way that
+shows.
+
+Changes come in two kinds:
+
+* Smooth changes (pace, truncation, intensity, beats) start at the *horizon*, the latest show
+  time already handed to the worker. Frames already made stay valid, so nothing is thrown
+  away and nothing jumps: the new value glides in from there.
+* Cuts (scene, seed, next face, freeze) start *now*. Frames already queued for later times
+  show the old state, so the cut listeners (the player) throw them away and wake the worker,
+  and the change reaches the screen after one generation instead of after the whole queue.
+
+Brightness (blackout, fades) is applied by the display at present time, so a blackout is on
+screen at the next tick whatever is queued.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from installation.breathing import Modulation
+from installation.cue import SMOOTHING, Cue, Score, begin
+from installation.errors import UserError
+from installation.paint import FramePlan
+from installation.ramp import Ramp
+from installation.scenes import check_pace
+from installation.show import Show
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], float]
+#: Weight of the newest tick interval in the display-rate average: about a second at 60 Hz.
+_RATE_WEIGHT = 1.0 / 60.0
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``/status`` reports and the logs show: where the show is and how it runs."""
+
+    scene: str
+    number: int
+    seed: int
+    frames_per_second: float
+    uptime: float
+    blackout: bool
+    frozen: bool
+
+
+class Conductor:
+    """Owns the show's state; thread-safe; see the module docstring for the rules."""
+
+    def __init__(
+        self, show: Show, latent_size: int, distribution: str, entropy: int | None = None
+    ) -> None:
+        if entropy is None:
+            score = Score(show.scenes, latent_size, distribution)
+        else:
+            score = Score(show.scenes, latent_size, distribution, entropy)
+        self._lock = threading.Lock()
+        self._clock: Clock = lambda: 0.0
+        self._cue = begin(score, 0, 0.0, 0, Modulation())
+        self._master = Ramp.constant(1.0)
+        self._blackout_seconds = 0.0
+        self._frozen_at: float | None = None
+        self._paused = 0.0
+        self._horizon = 0.0
+        self._interval = 0.0
+        self._last_tick: float | None = None
+        self._cut_listeners: list[Callable[[], None]] = []
+
+    # The player's side.
+
+    def start(self, clock: Clock) -> None:
+        """Follow ``clock`` (show time in seconds) from now on; the player calls this as it
+        starts, so that fades and durations count from the first frame."""
+        with self._lock:
+            self._clock = clock
+            cue = self._cue
+        log.info("random seeds of this run come from entropy %d", cue.score.entropy)
+        self._log_scene(cue)
+
+    def on_cut(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` (from the controller's thread) after every cut."""
+        self._cut_listeners.append(listener)
+
+    def plans_at(self, times: Sequence[float]) -> list[FramePlan]:
+        """What to draw at each show time; for the inference worker."""
+        with self._lock:
+            cue, frozen_at, paused = self._cue, self._frozen_at, self._paused
+            self._horizon = max(self._horizon, max(times, default=0.0))
+        plans = []
+        for t in times:
+            c = (t if frozen_at is None else min(t, frozen_at)) - paused
+            plans.append(cue.governing(c).plan_at(c))
+        return plans
+
+    def tick(self, now: float) -> float:
+        """The brightness to present at show time ``now``; the display calls this once per
+        frame, which also moves a playlist on to its next scene and measures the rate."""
+        with self._lock:
+            c = self._content(now)
+            cue = self._cue.governing(c)
+            if cue is not self._cue:
+                self._cue = cue
+                self._log_scene(cue)
+            if self._last_tick is not None:
+                interval = now - self._last_tick
+                weight = _RATE_WEIGHT if self._interval else 1.0
+                self._interval += weight * (interval - self._interval)
+            self._last_tick = now
+            return self._master.at(now) * cue.brightness_at(c)
+
+    def status(self) -> Status:
+        with self._lock:
+            now = self._clock()
+            cue = self._cue.governing(self._content(now))
+            return Status(
+                scene=cue.scene.name,
+                number=cue.index + 1,
+                seed=cue.seed,
+                frames_per_second=1.0 / self._interval if self._interval else 0.0,
+                uptime=now,
+                blackout=self._master.target < 1.0,
+                frozen=self._frozen_at is not None,
+            )
+
+    # Controllers' side: cuts.
+
+    def scene_names(self) -> list[str]:
+        return [scene.name for scene in self._cue.score.scenes]
+
+    def go_to_scene(self, target: str | int) -> None:
+        """Change to the scene named ``target``, or numbered ``target`` counting from 1."""
+        score = self._cue.score
+        if isinstance(target, str):
+            index = score.index_of(target)
+            if index is None:
+                raise UserError(f"no scene is called {target!r}; scenes: {self._names()}")
+        else:
+            if not 1 <= target <= len(score.scenes):
+                raise UserError(f"no scene number {target}; scenes are 1 to {len(score.scenes)}")
+            index = target - 1
+        self._cut(lambda cue, c: cue.ending(c, index).governing(c))
+
+    def step_scene(self, step: int) -> None:
+        """The next (``step`` 1) or previous (-1) scene in the show file, wrapping around."""
+
+        def change(cue: Cue, c: float) -> Cue:
+            target = (cue.index + step) % len(cue.score.scenes)
+            return cue.ending(c, target).governing(c)
+
+        self._cut(change)
+
+    def next_face(self, seconds: float | None = None) -> None:
+        self._cut(lambda cue, c: cue.next_face(c, seconds))
+
+    def set_seed(self, seed: int) -> None:
+        self._cut(lambda cue, c: cue.reseeded(c, seed))
+
+    def freeze(self, on: bool) -> None:
+        """Stop (or restart) faces, breathing and playlists where they are."""
+        with self._lock:
+            now = self._clock()
+            if on == (self._frozen_at is not None):
+                return
+            if on:
+                self._frozen_at = now
+            else:
+                self._unfreeze(now)
+            self._horizon = now
+        self._notify_cut()
+
+    # Controllers' side: smooth changes.
+
+    def set_pace(
+        self, hold: float | None = None, morph: float | None = None, speed: float | None = None
+    ) -> None:
+        """New hold or morph seconds, or speed multiplier, for the current scene."""
+
+        def change(cue: Cue, c: float) -> Cue:
+            trajectory = cue.walk.trajectory
+            problem = check_pace(
+                trajectory.hold if hold is None else hold,
+                trajectory.morph if morph is None else morph,
+            )
+            if problem:
+                raise UserError(problem)
+            return cue.with_pace(c, hold, morph, speed)
+
+        self._smooth(change)
+
+    def set_truncation(self, value: float) -> None:
+        self._smooth(lambda cue, c: cue.with_truncation(c, value))
+
+    def set_intensity(self, value: float) -> None:
+        def change(cue: Cue, c: float) -> Cue:
+            ramp = cue.modulation.intensity.to(value, c, SMOOTHING["intensity"])
+            return cue.with_modulation(Modulation(ramp, cue.modulation.beats))
+
+        self._smooth(change)
+
+    def beat(self, strength: float = 1.0) -> None:
+        self._smooth(lambda cue, c: cue.with_modulation(cue.modulation.with_beat(c, strength)))
+
+    # Controllers' side: brightness, applied by the display at present time.
+
+    def blackout(self, on: bool, seconds: float | None = None) -> None:
+        """Fade to (or back from) black over ``seconds``, by default the ``/fade`` time."""
+        with self._lock:
+            now = self._clock()
+            fade = self._blackout_seconds if seconds is None else seconds
+            self._master = self._master.to(0.0 if on else 1.0, now, fade)
+
+    def set_blackout_fade(self, seconds: float) -> None:
+        with self._lock:
+            self._blackout_seconds = seconds
+
+    # Reloading.
+
+    def replace_show(self, show: Show) -> None:
+        """Play the scenes of an edited show file, keeping the picture where it can.
+
+        A scene with the current scene's name takes over gently (new pace and truncation
+        glide in; a changed seed enters by the scene's transition); otherwise the show goes
+        to its first scene as if cued.
+        """
+        with self._lock:
+            old = self._cue.score
+            score = Score(show.scenes, old.latent_size, old.distribution, old.entropy)
+            now = self._clock()
+            c = self._content(now)
+            cue = self._cue.governing(c)
+            index = score.index_of(cue.scene.name)
+            if index is None:
+                moved = begin(score, 0, c, cue.serial + 1, cue.modulation, cue)
+                self._cue = moved
+            else:
+                self._cue = _renewed(cue, score, index, c)
+            self._horizon = now
+        self._log_scene(self._cue)
+        self._notify_cut()
+
+    # Internals.
+
+    def _content(self, t: float) -> float:
+        """Show time ``t`` without the frozen stretches: what cues count in."""
+        if self._frozen_at is not None:
+            t = min(t, self._frozen_at)
+        return t - self._paused
+
+    def _unfreeze(self, now: float) -> None:
+        assert self._frozen_at is not None
+        self._paused += now - self._frozen_at
+        self._frozen_at = None
+
+    def _cut(self, change: Callable[[Cue, float], Cue]) -> None:
+        with self._lock:
+            now = self._clock()
+            if self._frozen_at is not None:  # a cue for the picture ends a freeze
+                self._unfreeze(now)
+            c = self._content(now)
+            before = self._cue.governing(c)
+            cue = change(before, c)
+            self._cue = cue
+            self._horizon = now
+        if (cue.index, cue.serial, cue.seed) != (before.index, before.serial, before.seed):
+            self._log_scene(cue)
+        self._notify_cut()
+
+    def _smooth(self, change: Callable[[Cue, float], Cue]) -> None:
+        with self._lock:
+            c = self._content(max(self._clock(), self._horizon))
+            self._cue = change(self._cue, c)
+
+    def _notify_cut(self) -> None:
+        for listener in self._cut_listeners:
+            listener()
+
+    def _names(self) -> str:
+        return ", ".join(self.scene_names())
+
+    @staticmethod
+    def _log_scene(cue: Cue) -> None:
+        scene = cue.scene
+        random = " (random)" if scene.seed is None else ""
+        log.info("scene %d %r begins: seed %d%s", cue.index + 1, scene.name, cue.seed, random)
+
+
+def _renewed(cue: Cue, score: Score, index: int, c: float) -> Cue:
+    """``cue`` carried over into an edited show where its scene is scene ``index``."""
+    scene = score.scenes[index]
+    renewed = cue.with_pace(c, scene.hold, scene.morph, scene.speed)
+    renewed = renewed.with_truncation(c, scene.truncation)
+    end = None if scene.duration is None else cue.started + scene.duration
+    renewed = Cue(
+        score=score,
+        index=index,
+        seed=renewed.seed,
+        serial=renewed.serial,
+        walk=renewed.walk,
+        truncation=renewed.truncation,
+        breathing=cue.breathing.to(scene.breathing, c, SMOOTHING["breathing"]),
+        modulation=renewed.modulation,
+        started=renewed.started,
+        fade_in=renewed.fade_in,
+        entry=renewed.entry,
+        end=None if end is None else max(end, c),
+        next_index=None if end is None else score.following(index),
+    )
+    seed = score.seed_for(scene, cue.serial)
+    if scene.seed is not None and seed != cue.seed:
+        renewed = renewed.reseeded(c, seed)
+    return renewed

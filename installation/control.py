@@ -1,0 +1,139 @@
+"""Steering a running show from outside: OSC, and reloading the show file.
+
+``ShowControl`` is what ``installation run`` wraps around the show loop. Reloads come from
+``/show/reload`` or SIGHUP and run on their own thread: reading a file must not hold up the
+display (a signal handler runs on the display's thread) nor the OSC socket, and a burst of
+requests becomes one reload. An edit that does not validate changes nothing: the error is
+logged, with file, line and key, and the show plays on as it was.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Callable
+from types import FrameType, TracebackType
+from typing import Any
+
+from installation.conductor import Conductor
+from installation.errors import UserError
+from installation.osc.addresses import AddressSpace, Client
+from installation.osc.server import OscServer
+from installation.show import Show, check_show_bundle, load_show
+
+log = logging.getLogger(__name__)
+
+
+class Reloader:
+    """Re-reads ``show``'s file on request and hands a valid result to ``apply``."""
+
+    def __init__(self, show: Show, stage_count: int, apply: Callable[[Show], None]) -> None:
+        self.show = show
+        self.stage_count = stage_count
+        self.apply = apply
+        self.reloads = 0
+        self.failures = 0
+        self._requested = threading.Event()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reload", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._requested.set()
+        self._thread.join(timeout=2.0)
+
+    def request(self) -> None:
+        """Ask for a reload; safe from any thread and from a signal handler."""
+        self._requested.set()
+
+    def _run(self) -> None:
+        while True:
+            self._requested.wait()
+            self._requested.clear()
+            if self._stopping.is_set():
+                return
+            self.reload()
+
+    def reload(self) -> None:
+        path = self.show.path
+        try:
+            show = load_show(path)
+            check_show_bundle(show, self.stage_count)
+        except UserError as exc:
+            log.error("reload failed, the show plays on unchanged: %s", exc)
+            self.failures += 1
+            return
+        for what, old, new in (
+            ("bundle", self.show.bundle.resolve(), show.bundle.resolve()),
+            ("[display]", self.show.display, show.display),
+            ("[engine]", self.show.engine, show.engine),
+        ):
+            if old != new:
+                log.warning("reload: the new %s takes effect when the show restarts", what)
+        self.show = show
+        self.apply(show)
+        self.reloads += 1
+        log.info("reloaded %s: %d scene(s)", path, len(show.scenes))
+
+
+class ShowControl:
+    """OSC server and reloader around a running show; a context manager. ``on_reload`` is
+    handed every reloaded show after the conductor and the OSC server took theirs."""
+
+    def __init__(
+        self,
+        show: Show,
+        conductor: Conductor,
+        stage_count: int,
+        on_reload: Callable[[Show], None] | None = None,
+    ) -> None:
+        self.conductor = conductor
+        self.on_reload = on_reload
+        self.reloader = Reloader(show, stage_count, self._apply)
+        self.osc: OscServer | None = None
+        if show.osc.enabled:
+            space = AddressSpace(conductor, self.reloader.request, self._reply)
+            self.osc = OscServer(show.osc, space.dispatcher())
+        else:
+            log.info("osc: off (osc.enabled = false in the show)")
+        self._previous_sighup: Any = None
+
+    def __enter__(self) -> ShowControl:
+        self.reloader.start()
+        # Before the OSC server says it listens: whoever waits for that may send SIGHUP next,
+        # and SIGHUP's default action ends the process.
+        if threading.current_thread() is threading.main_thread():
+            self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
+        if self.osc is not None:
+            self.osc.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self._previous_sighup is not None:
+            signal.signal(signal.SIGHUP, self._previous_sighup)
+        if self.osc is not None:
+            self.osc.stop()
+        self.reloader.stop()
+
+    def _on_sighup(self, signum: int, frame: FrameType | None) -> None:
+        self.reloader.request()
+
+    def _apply(self, show: Show) -> None:
+        self.conductor.replace_show(show)
+        if self.osc is not None:
+            self.osc.update(show.osc)
+        if self.on_reload is not None:
+            self.on_reload(show)
+
+    def _reply(self, client: Client, address: str, args: list[Any]) -> None:
+        if self.osc is not None:
+            self.osc.reply(client, address, args)

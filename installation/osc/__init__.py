@@ -1,0 +1,7 @@
+"""OSC control: lighting desks, sound systems and show controllers steer the show over UDP.
+
+``settings`` reads the show's ``[osc]`` table, ``server`` owns the socket and its thread,
+``addresses`` is the address space (one plain handler per address, posting to the
+conductor), ``arguments`` checks what a message carries. The address space is documented in
+``docs/osc.md``.
+"""

@@ -1,0 +1,85 @@
+"""The show's ``[osc]`` table: where the runtime listens, and whom it listens to.
+
+By default only this machine can steer the show (127.0.0.1, port 9000): a gallery network is
+shared with visitors' phones, so listening on other interfaces is something a show file must
+ask for, and then it must also name the networks of its controllers in ``allow``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from installation.tomlfile import Section
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+LOOPBACK: tuple[Network, ...] = (
+    ipaddress.ip_network("127.0.0.0/8"),
+    ipaddress.ip_network("::1/128"),
+)
+DEFAULT_PORT = 9000
+MAX_RATE = 100_000.0
+
+
+@dataclass(frozen=True)
+class OscSettings:
+    """``port`` 0 takes any free port (for tests; the port is logged). ``max_rate`` is the
+    number of messages per second one sender may send before the rest are dropped, so one
+    runaway controller cannot starve the others or the show."""
+
+    enabled: bool = True
+    address: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    allow: tuple[Network, ...] = LOOPBACK
+    max_rate: float = 1000.0
+
+
+def parse_osc(section: Section) -> OscSettings:
+    enabled = section.get("enabled", bool, True)
+    address = section.get("address", str, OscSettings.address)
+    try:
+        bind = ipaddress.ip_address(address)
+    except ValueError:
+        raise section.error(
+            "address", f'expected an IP address such as "127.0.0.1" or "0.0.0.0", got {address!r}'
+        ) from None
+    port = section.get("port", int, DEFAULT_PORT)
+    if not 0 <= port <= 65535:
+        raise section.error("port", f"expected 1 to 65535 (or 0 for any free port), got {port}")
+    if section.has("allow"):
+        allow = _networks(section)
+    elif bind.is_loopback:
+        allow = LOOPBACK
+    else:
+        raise section.error(
+            "allow",
+            f"missing: listening on {address} lets other machines in, so list the networks of "
+            'your controllers, e.g. allow = ["192.168.1.0/24"]',
+        )
+    max_rate = section.get("max_rate", float, OscSettings.max_rate)
+    if not 1 <= max_rate <= MAX_RATE:
+        raise section.error(
+            "max_rate", f"expected 1 to {MAX_RATE:g} messages per second, got {max_rate:g}"
+        )
+    section.finish()
+    return OscSettings(enabled, address, port, allow, max_rate)
+
+
+def _networks(section: Section) -> tuple[Network, ...]:
+    values = section.get("allow", list)
+    if not values:
+        raise section.error(
+            "allow", "expected at least one network; to turn OSC off, set enabled = false"
+        )
+    networks = []
+    for value in values:
+        if not isinstance(value, str):
+            raise section.error(
+                "allow", f'expected networks such as "192.168.1.0/24", got {value!r}'
+            )
+        try:
+            networks.append(ipaddress.ip_network(value, strict=True))
+        except ValueError as exc:
+            raise section.error("allow", f"{value!r} is not a network: {exc}") from None
+    return tuple(networks)

@@ -1,0 +1,81 @@
+"""From what the conductor asks for to pictures: layers of latents through the pipeline.
+
+Most frames are one latent through every stage. A scene may stop after fewer stages, and a
+crossfade between scenes needs two pictures mixed; both are described by a ``FramePlan`` so
+the conductor stays pure (no pipeline, no images) and this is the one place that turns plans
+into pixels. It runs on the inference worker's thread, never on the display's.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from installation.pipeline import Pipeline
+
+
+@dataclass(frozen=True, eq=False)
+class Layer:
+    """A latent to draw through the first ``stages`` stages (None: all), mixed in by
+    ``weight``. Compared by identity (``eq=False``): it holds an array."""
+
+    latent: np.ndarray
+    stages: int | None
+    weight: float = 1.0
+
+
+@dataclass(frozen=True, eq=False)
+class FramePlan:
+    """Everything that makes one frame: its layers, whose weights add up to 1."""
+
+    layers: tuple[Layer, ...]
+
+    @property
+    def dominant(self) -> Layer:
+        """The layer that is most of the picture, as a single full-weight layer."""
+        layer = max(self.layers, key=lambda item: item.weight)
+        return Layer(layer.latent, layer.stages)
+
+
+def paint(pipeline: Pipeline, plans: Sequence[FramePlan]) -> list[np.ndarray]:
+    """One H x W x 3 uint8 picture per plan.
+
+    Layers that stop at the same stage go through the pipeline as one batch. Layers of
+    different sizes (scenes with different stage counts) are mixed at the larger size.
+    """
+    groups: dict[int | None, list[tuple[int, int]]] = defaultdict(list)
+    for p, plan in enumerate(plans):
+        for k, layer in enumerate(plan.layers):
+            groups[layer.stages].append((p, k))
+    images: dict[tuple[int, int], np.ndarray] = {}
+    for stages, members in groups.items():
+        latents = np.stack([plans[p].layers[k].latent for p, k in members])
+        for member, image in zip(members, pipeline.run(latents, stages), strict=True):
+            images[member] = image
+    return [
+        _mix(plan, [images[p, k] for k in range(len(plan.layers))]) for p, plan in enumerate(plans)
+    ]
+
+
+def _mix(plan: FramePlan, pictures: list[np.ndarray]) -> np.ndarray:
+    if len(pictures) == 1:
+        return pictures[0]
+    height = max(picture.shape[0] for picture in pictures)
+    width = max(picture.shape[1] for picture in pictures)
+    total = np.zeros((height, width, 3), np.float32)
+    for layer, picture in zip(plan.layers, pictures, strict=True):
+        total += np.float32(layer.weight) * _resized(picture, height, width)
+    return np.clip(total + np.float32(0.5), 0, 255).astype(np.uint8)
+
+
+def _resized(picture: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Nearest-neighbour scaling: only needed during a crossfade between scenes that stop at
+    different stages, which is brief, so speed matters more than filtering here."""
+    if picture.shape[:2] == (height, width):
+        return picture
+    rows = np.arange(height) * picture.shape[0] // height
+    columns = np.arange(width) * picture.shape[1] // width
+    return picture[rows[:, None], columns[None, :]]

@@ -1,0 +1,182 @@
+"""Scenes: the parts of a show, each with its own pace and character.
+
+A show file lists them as ``[[scenes]]`` tables (the schema is in ``docs/shows.md``); they
+are read here, checked value by value with ``tomlfile.Section`` so that every mistake names
+file, line and key, and checked against each other (unique names, ``next`` naming a scene
+that exists) because a playlist that points nowhere would only fail hours into a show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from installation.easing import get_easing
+from installation.errors import UserError
+from installation.tomlfile import Section
+
+TRANSITIONS = ("morph", "crossfade", "cut")
+RANDOM = "random"
+MAX_SEED = 2**63 - 1
+MAX_SECONDS = 3600.0
+MAX_FADE = 600.0
+MAX_SPEED = 16.0
+MAX_DURATION = 30 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One scene as the show file describes it; times are seconds at speed 1.
+
+    ``seed`` None means "random": a fresh seed each time the scene begins. ``stages`` None
+    runs every stage of the bundle. ``duration`` None lets the scene run until a cue ends it;
+    with a duration the scene hands over to ``next`` (by default the following scene in the
+    file, the first after the last), which makes a playlist that runs by itself.
+    """
+
+    name: str
+    seed: int | None
+    hold: float = 3.0
+    morph: float = 5.0
+    easing: str = "smoothstep"
+    transition: str = "morph"
+    truncation: float = 1.0
+    speed: float = 1.0
+    breathing: float = 0.0
+    stages: int | None = None
+    fade_in: float = 0.0
+    fade_out: float = 0.0
+    duration: float | None = None
+    next: str | None = None
+
+
+def parse_scenes(sections: list[Section]) -> tuple[Scene, ...]:
+    """Every ``[[scenes]]`` table, checked alone and then against the others."""
+    scenes = tuple(_scene(section) for section in sections)
+    seen: set[str] = set()
+    for scene, section in zip(scenes, sections, strict=True):
+        if scene.name in seen:
+            raise section.error("name", f"another scene is already called {scene.name!r}")
+        seen.add(scene.name)
+    for scene, section in zip(scenes, sections, strict=True):
+        if scene.next is not None and scene.next not in seen:
+            names = ", ".join(s.name for s in scenes)
+            raise section.error("next", f"no scene is called {scene.next!r}; scenes: {names}")
+    return scenes
+
+
+def check_seconds(value: float, low: float, high: float) -> str | None:
+    """Why ``value`` is not a number of seconds in ``low..high``, or None when it is."""
+    if not low <= value <= high:
+        return f"expected {low:g} to {high:g} seconds, got {value:g}"
+    return None
+
+
+def check_pace(hold: float, morph: float) -> str | None:
+    """Why a hold and morph cannot make a walk of faces, or None when they can."""
+    if hold + morph <= 0:
+        return "hold and morph are both 0: at least one must be positive"
+    return None
+
+
+def _scene(section: Section) -> Scene:
+    name = section.get("name", str)
+    if not name.strip():
+        raise section.error("name", "expected a name, got an empty string")
+    scene = Scene(
+        name=name,
+        seed=_seed(section),
+        hold=_seconds(section, "hold", Scene.hold, 0.0, MAX_SECONDS),
+        morph=_seconds(section, "morph", Scene.morph, 0.0, MAX_SECONDS),
+        easing=_easing(section),
+        transition=section.choice("transition", TRANSITIONS, Scene.transition),
+        truncation=_fraction(section, "truncation", Scene.truncation, 0.0, 1.0),
+        speed=_speed(section),
+        breathing=_fraction(section, "breathing", Scene.breathing, 0.0, 1.0),
+        stages=_stages(section),
+        fade_in=_seconds(section, "fade_in", Scene.fade_in, 0.0, MAX_FADE),
+        fade_out=_seconds(section, "fade_out", Scene.fade_out, 0.0, MAX_FADE),
+        duration=_duration(section),
+        next=section.get("next", str) if section.has("next") else None,
+    )
+    problem = check_pace(scene.hold, scene.morph)
+    if problem:
+        raise section.error("morph", problem)
+    if scene.next is not None and scene.duration is None:
+        raise section.error("next", "needs a duration: the scene only hands over when it ends")
+    if scene.duration is not None and scene.duration < scene.fade_out:
+        raise section.error("duration", f"shorter than the scene's fade_out ({scene.fade_out:g} s)")
+    section.finish()
+    return scene
+
+
+def _seed(section: Section) -> int | None:
+    value = section.data.get("seed")
+    if value == RANDOM:
+        section.get("seed", str)
+        return None
+    if isinstance(value, str):
+        raise section.error("seed", f'expected an integer or "random", got {value!r}')
+    seed = section.get("seed", int)
+    if not 0 <= seed <= MAX_SEED:
+        raise section.error("seed", f"expected an integer from 0 to 2**63-1, got {seed}")
+    return seed
+
+
+def _seconds(section: Section, key: str, default: float, low: float, high: float) -> float:
+    value = section.get(key, float, default)
+    problem = check_seconds(value, low, high)
+    if problem:
+        raise section.error(key, problem)
+    return value
+
+
+def _fraction(section: Section, key: str, default: float, low: float, high: float) -> float:
+    value = section.get(key, float, default)
+    if not low <= value <= high:
+        raise section.error(key, f"expected {low:g} to {high:g}, got {value:g}")
+    return value
+
+
+def _speed(section: Section) -> float:
+    value = section.get("speed", float, Scene.speed)
+    if not 0 < value <= MAX_SPEED:
+        raise section.error(
+            "speed", f"expected more than 0 and at most {MAX_SPEED:g}, got {value:g}"
+        )
+    return value
+
+
+def _easing(section: Section) -> str:
+    easing = section.get("easing", str, Scene.easing)
+    try:
+        get_easing(easing)
+    except UserError as exc:
+        raise section.error("easing", str(exc)) from None
+    return easing
+
+
+def _stages(section: Section) -> int | None:
+    if not section.has("stages"):
+        return None
+    stages = section.get("stages", int)
+    if stages < 1:
+        raise section.error("stages", f"expected at least 1, got {stages}")
+    return stages
+
+
+def _duration(section: Section) -> float | None:
+    if not section.has("duration"):
+        return None
+    return _seconds(section, "duration", 0.0, 1.0, MAX_DURATION)
+
+
+def check_stages(scenes: tuple[Scene, ...], sections: list[Section], stage_count: int) -> None:
+    """Scenes may stop before the bundle's last stage, never after it; known only once the
+    bundle is read, so checked then, still naming the scene's line in the show file."""
+    for scene, section in zip(scenes, sections, strict=True):
+        if scene.stages is not None and scene.stages > stage_count:
+            raise section.error(
+                "stages",
+                f"expected at most {stage_count}, the bundle's number of stages; got "
+                f"{scene.stages}",
+            )
