@@ -1,0 +1,189 @@
+"""The health record of a running show, and ``installation status``, which reads it back.
+
+The running show rewrites a small JSON file every couple of seconds; ``installation status``
+reads it from a shell on the machine. A file rather than a socket: nothing listens on the
+kiosk's network, it needs no protocol, and it still answers when the show is stuck, because
+a record that stopped being updated is itself the answer. Under systemd the file lives in the
+service's RuntimeDirectory (/run/installation), which systemd keeps across automatic restarts,
+so the next instance can count restarts and tell what the last one died of.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from installation.errors import UserError
+
+STATUS_NAME = "status.json"
+SERVICE_DIR = Path("/run/installation")
+STALE_AFTER = 10.0
+
+Record = dict[str, Any]
+#: What ``installation status`` reads; a record without them is from another version.
+_KEYS = (
+    "state",
+    "show",
+    "title",
+    "backend",
+    "scene",
+    "updated",
+    "uptime",
+    "fps",
+    "frames",
+    "hours",
+    "restarts",
+    "last_error",
+)
+
+
+def status_file(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where this process writes its record: systemd's RuntimeDirectory when it has one,
+    else the user's runtime directory, else a per-user folder in the temporary directory."""
+    runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    if runtime:
+        return Path(runtime) / STATUS_NAME
+    user_runtime = environ.get("XDG_RUNTIME_DIR")
+    if user_runtime:
+        return Path(user_runtime) / "installation" / STATUS_NAME
+    return Path(tempfile.gettempdir()) / f"installation-{os.getuid()}" / STATUS_NAME
+
+
+def kept_by_systemd(path: Path, environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether ``path`` is in the RuntimeDirectory systemd made for this service, and so a
+    record found there at start was left by the instance systemd restarted us after."""
+    runtime = environ.get("RUNTIME_DIRECTORY", "").split(":")[0]
+    return bool(runtime) and path.parent == Path(runtime)
+
+
+def find_status_file(environ: Mapping[str, str] = os.environ) -> Path | None:
+    """The record ``installation status`` should read: the service's if there is one (staff
+    run the command as themselves, not as the service's user), else this user's own."""
+    for path in (SERVICE_DIR / STATUS_NAME, status_file(environ)):
+        if path.is_file():
+            return path
+    return None
+
+
+def write_status(path: Path, record: Record) -> None:
+    """Replace the record atomically, readable by everyone (it holds nothing secret and
+    staff read it as themselves)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    with temporary.open("w", encoding="utf-8") as handle:
+        json.dump(record, handle, indent=1)
+        os.fchmod(handle.fileno(), 0o644)
+    os.replace(temporary, path)
+
+
+def read_status(path: Path) -> Record:
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: no status file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{path}: cannot read the status: {exc}") from None
+    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+        raise UserError(f"{path}: not a status file of this program")
+    missing = [key for key in _KEYS if key not in record]
+    if missing:
+        raise UserError(f"{path}: a status file of another version (no {', '.join(missing)})")
+    return record
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, and owned by another user (the service's)
+    return True
+
+
+def is_current(record: Record, now: float) -> bool:
+    """Whether the record comes from a live process that still updates it."""
+    return now - record.get("updated", 0) <= STALE_AFTER and process_exists(record["pid"])
+
+
+def format_status(record: Record, now: float | None = None) -> str:
+    """The record as a short report for staff."""
+    now = time.time() if now is None else now
+    age = now - record.get("updated", 0)
+    pid = record["pid"]
+    if is_current(record, now):
+        headline = f"installation: {record['state']}, pid {pid}, up {duration(record['uptime'])}"
+    elif process_exists(pid):
+        headline = (
+            f"installation: NOT RESPONDING: pid {pid} exists but has not updated its status "
+            f"for {duration(age)} (last state: {record['state']})"
+        )
+    else:
+        headline = (
+            f"installation: not running; pid {pid} ended about {duration(age)} ago "
+            f"(last state: {record['state']})"
+        )
+    fps = record["fps"]
+    rates = (
+        f"{fps['shown']:.1f} shown (target {fps['target']:g}), "
+        f"{fps['generated']:.1f} generated on {record['backend']}"
+    )
+    frames = record["frames"]
+    shown = frames["shown"]
+    dropped = frames["dropped"]
+    share = f" ({100 * dropped / (shown + dropped):.2f}%)" if shown + dropped else ""
+    rows = [
+        ("show", f"{record['title']} ({record['show']})"),
+        ("scene", record["scene"]),
+        ("frames/s", rates if is_current(record, now) else f"- (ran on {record['backend']})"),
+        (
+            "frames",
+            f"{shown} shown, {dropped} dropped{share}, {frames['skipped']} skipped by inference",
+        ),
+        ("hours", _hours(record["hours"])),
+        (
+            "restarts",
+            f"{record['restarts']['worker']} of the inference worker, "
+            f"{record['restarts']['process']} of the program",
+        ),
+        ("last error", _error(record.get("last_error"))),
+        ("updated", f"{duration(age)} ago"),
+    ]
+    return "\n".join([headline, *(f"  {name:<11} {value}" for name, value in rows)])
+
+
+def _hours(hours: Record) -> str:
+    state = "open" if hours["open"] else "closed"
+    change = hours.get("next_change")
+    if change is None:
+        return state + (" around the clock" if hours["open"] else " until further notice")
+    when = datetime.fromisoformat(change)
+    verb = "closes" if hours["open"] else "opens"
+    return f"{state}, {verb} {when:%a %Y-%m-%d %H:%M}"
+
+
+def _error(error: Record | None) -> str:
+    if not error:
+        return "none"
+    return f"{datetime.fromtimestamp(error['at']):%Y-%m-%d %H:%M:%S}  {error['message']}"
+
+
+def duration(seconds: float) -> str:
+    """``3 d 04:12:09`` or ``12:09`` or ``9 s``: short, and readable at a glance."""
+    seconds = max(0, int(seconds))
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days} d {hours:02}:{minutes:02}:{secs:02}"
+    if hours:
+        return f"{hours}:{minutes:02}:{secs:02}"
+    if minutes:
+        return f"{minutes}:{secs:02} min"
+    return f"{secs} s"

@@ -1,0 +1,182 @@
+"""``installation run`` as systemd runs it: a real child process, a real notification socket,
+a real SIGTERM; ``installation status`` reading the health record of the running show."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import DEFAULT_SHOW
+from service_helpers import NotifySocket
+
+from installation.faults import FAULTS_ENV
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path) -> Iterator[NotifySocket]:
+    pytest.importorskip("systemd.daemon", reason="systemd-python (the 'kiosk' extra) is missing")
+    receiver = NotifySocket(tmp_path)
+    yield receiver
+    receiver.close()
+
+
+def environment(runtime: Path, **extra: str) -> dict[str, str]:
+    environ = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", FAULTS_ENV)}
+    return {**environ, "RUNTIME_DIRECTORY": str(runtime), "SDL_VIDEODRIVER": "dummy", **extra}
+
+
+def installation(environ: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "installation", *args],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def wait_for_record(runtime: Path, check: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            record = json.loads((runtime / "status.json").read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            record = None
+        if record is not None and check(record):
+            return record
+        time.sleep(0.1)
+    raise AssertionError(f"the health record never matched; last: {record}")
+
+
+def test_sigterm_exits_zero_within_two_seconds(tmp_path: Path, notify_socket: NotifySocket) -> None:
+    runtime = tmp_path / "run"
+    environ = environment(runtime, NOTIFY_SOCKET=str(notify_socket.path), WATCHDOG_USEC="400000")
+    child = subprocess.Popen(
+        [sys.executable, "-m", "installation", "run", "--headless", str(DEFAULT_SHOW)],
+        env=environ,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not notify_socket.times_of("READY") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert notify_socket.times_of("READY"), "READY=1 never came"
+        wait_for_record(runtime, lambda r: r["state"] == "playing")
+        status = installation(environ, "status")
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert status.stdout.startswith(f"installation: playing, pid {child.pid}, up ")
+        sent = time.monotonic()
+        child.send_signal(signal.SIGTERM)
+        returncode = child.wait(timeout=10)
+        took = time.monotonic() - sent
+    finally:
+        child.kill()
+        _out, stderr = child.communicate()
+    assert returncode == 0, stderr
+    assert took < 2.0
+    assert "Traceback" not in stderr
+    assert notify_socket.times_of("WATCHDOG", "1")
+    [stopping] = notify_socket.times_of("STOPPING", "1")
+    assert sent <= stopping < sent + 0.5, "STOPPING=1 came on the way out"
+    after = installation(environ, "status")
+    assert after.returncode == 1
+    assert after.stdout.startswith(f"installation: not running; pid {child.pid} ended about")
+
+
+def test_reloaded_hours_apply_and_a_broken_reload_keeps_the_show(
+    tmp_path: Path, show_copy: Path
+) -> None:
+    runtime = tmp_path / "run"
+    child = subprocess.Popen(
+        [sys.executable, "-m", "installation", "run", "--headless", str(show_copy)],
+        env=environment(runtime),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_record(runtime, lambda r: r["state"] == "playing")
+        original = show_copy.read_text()
+        show_copy.write_text(original + '\n[hours]\ndaily = ["nine to five"]\n')
+        line = len(show_copy.read_text().splitlines())
+        child.send_signal(signal.SIGHUP)
+        record = wait_for_record(runtime, lambda r: r["last_error"] is not None)
+        assert f"{show_copy}:{line}: hours.daily: expected times" in record["last_error"]["message"]
+        assert record["state"] == "playing" and record["hours"]["open"]
+        show_copy.write_text(original + "\n[hours]\nfade = 0.5\n")  # closed every day
+        child.send_signal(signal.SIGHUP)
+        wait_for_record(runtime, lambda r: r["state"] == "closed" and not r["hours"]["open"])
+        child.send_signal(signal.SIGTERM)
+        returncode = child.wait(timeout=10)
+    finally:
+        child.kill()
+        _out, stderr = child.communicate()
+    assert returncode == 0, stderr
+    assert "reload failed, the show plays on unchanged" in stderr
+
+
+def test_repeated_worker_failures_exit_non_zero(tmp_path: Path) -> None:
+    environ = environment(tmp_path, **{FAULTS_ENV: "worker-crash"})
+    completed = installation(environ, "run", "--headless", "--duration", "30", str(DEFAULT_SHOW))
+    assert completed.returncode == 1
+    assert "restarting the inference worker (restart 3)" in completed.stderr
+    assert "inference failed 4 times within 60 s; giving up" in completed.stderr
+    assert "stopped because the inference worker failed" in completed.stderr
+
+
+def test_gpu_failing_at_start_falls_back_to_the_cpu(tmp_path: Path) -> None:
+    completed = installation(
+        environment(tmp_path, **{FAULTS_ENV: "gpu-start"}), "check", str(DEFAULT_SHOW)
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "GPU BACKEND FAILED AT START, FALLING BACK TO THE CPU BACKEND" in completed.stderr
+    assert completed.stdout.startswith("ok: ")
+
+
+def test_a_mistyped_fault_is_one_line_and_exit_two(tmp_path: Path) -> None:
+    completed = installation(
+        environment(tmp_path, **{FAULTS_ENV: "gpu"}), "check", str(DEFAULT_SHOW)
+    )
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines()[-1].startswith(
+        f"installation: error: {FAULTS_ENV}: unknown fault 'gpu': expected gpu-start"
+    )
+    assert "Traceback" not in completed.stderr
+
+
+def test_status_without_a_running_show(tmp_path: Path) -> None:
+    completed = installation(environment(tmp_path), "status", "--file", str(tmp_path / "none"))
+    assert completed.returncode == 2
+    assert completed.stderr == f"installation: error: {tmp_path / 'none'}: no status file\n"
+
+
+def test_runs_without_systemd_python(tmp_path: Path) -> None:
+    # As on a machine without the 'kiosk' extra: importing systemd fails.
+    notify_socket = NotifySocket(tmp_path)
+    code = (
+        "import sys\n"
+        "sys.modules['systemd'] = None\n"
+        "from installation.cli import main\n"
+        "sys.exit(main(sys.argv[1:]))\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", code, "run", "--headless", "--duration", "1", str(DEFAULT_SHOW)],
+        env=environment(tmp_path, NOTIFY_SOCKET=str(notify_socket.path)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    notify_socket.close()
+    assert completed.returncode == 0, completed.stderr
+    assert "NOTIFY_SOCKET is set but systemd-python is not installed" in completed.stderr
+    assert notify_socket.messages == []
