@@ -21,7 +21,7 @@ from installation.backend import CPU, OnnxRuntimeBackend
 from installation.bench import format_table, median_seconds
 from installation.bundle import load_bundle
 
-BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "dcgan-digiface-64"
+BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "faces-256"
 
 
 def torch_generator(path: Path) -> torch.nn.Module:

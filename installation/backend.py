@@ -90,6 +90,9 @@ class OnnxRuntimeBackend(Backend):
         except Exception as exc:  # ONNX Runtime raises several unrelated types for bad files
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
             raise UserError(f"{path}: not a loadable ONNX model: {first_line}") from None
+        # ONNX Runtime quietly uses the CPU when a GPU provider fails to initialise.
+        if self.provider not in session.get_providers():
+            raise UserError(f"{path}: ONNX Runtime could not start {self.provider}")
         return OnnxRuntimeStage(session)
 
 

@@ -16,12 +16,13 @@ import numpy as np
 
 from installation.backend import Backend
 from installation.bundle import Bundle
+from installation.conductor import Conductor
 from installation.convention import from_unit
 from installation.display import make_display
 from installation.pipeline import Pipeline
 from installation.player import play
 from installation.progress import Progress
-from installation.trajectory import Trajectory
+from installation.show import Show
 
 WARMUP = 10
 
@@ -92,20 +93,24 @@ def bench_stages(
             )
             progress.advance()
     latents = rng.standard_normal((1, pipeline.bundle.latent_size), dtype=np.float32)
-    seconds = median_seconds(lambda: pipeline.run(latents), budget)
-    rows.append(StageRow(pipeline.backend_name, "whole pipeline", 1, seconds * 1e3, 1 / seconds))
-    progress.advance()
+    # A scene may stop the chain early: each shorter chain is a rate the show can choose.
+    for count in range(1, len(pipeline.stages) + 1):
+        seconds = median_seconds(lambda c=count: pipeline.run(latents, stages=c), budget)
+        name = pipeline.stages[count - 1].spec.name
+        label = "whole pipeline" if count == len(pipeline.stages) else f"chain to {name}"
+        rows.append(StageRow(pipeline.backend_name, label, 1, seconds * 1e3, 1 / seconds))
+        progress.advance()
     return rows
 
 
-def bench_display(
-    pipeline: Pipeline, trajectory: Trajectory, fps: float, seconds: float
-) -> DisplayRow:
+def bench_display(pipeline: Pipeline, show: Show, fps: float, seconds: float) -> DisplayRow:
     """Run the real show loop headless while the worker generates, and measure its ticks."""
+    bundle = pipeline.bundle
+    conductor = Conductor(show, bundle.latent_size, bundle.latent_distribution)
     display = make_display("headless")
     display.open("bench")
     try:
-        result = play(display, pipeline, trajectory, fps, lead=0.1, duration=seconds)
+        result = play(display, pipeline, conductor, fps, lead=0.1, duration=seconds)
     finally:
         display.close()
     stats = result.stats
@@ -124,7 +129,7 @@ def bench_display(
 def run_bench(
     bundle: Bundle,
     backends: list[Backend],
-    trajectory: Trajectory,
+    show: Show,
     batch: int,
     budget: float,
     display_seconds: float,
@@ -133,11 +138,11 @@ def run_bench(
     """Every stage on every backend at batch 1 and ``batch``, then the display loop."""
     batches = (1, batch) if batch > 1 else (1,)
     pipelines = [Pipeline.load(bundle, backend) for backend in backends]
-    steps = sum(len(p.stages) * len(batches) + 1 for p in pipelines)
+    steps = sum(len(p.stages) * (len(batches) + 1) for p in pipelines)
     progress = Progress("benchmarking", steps)
     stage_rows = [row for p in pipelines for row in bench_stages(p, batches, budget, progress)]
     progress.finish()
-    display_rows = [bench_display(p, trajectory, fps, display_seconds) for p in pipelines]
+    display_rows = [bench_display(p, show, fps, display_seconds) for p in pipelines]
     return {
         "stages": [asdict(row) for row in stage_rows],
         "display": [asdict(row) for row in display_rows],

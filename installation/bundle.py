@@ -118,7 +118,7 @@ def load_bundle(path: Path) -> Bundle:
     provenance.finish()
 
     sections = root.tables("stages")
-    stages = tuple(_stage(section, folder, i) for i, section in enumerate(sections))
+    stages = tuple(parse_stage(section, folder, i > 0) for i, section in enumerate(sections))
     root.finish()
     bundle = Bundle(folder, name, latent_size, distribution, stages, info)
     _check_chain(bundle, sections)
@@ -128,12 +128,12 @@ def load_bundle(path: Path) -> Bundle:
 _PROVENANCE_KEYS = ("source", "url", "version", "license", "license_file", "source_sha256", "notes")
 
 
-def _stage(section: Section, folder: Path, index: int) -> StageSpec:
+def parse_stage(section: Section, folder: Path, takes_image: bool) -> StageSpec:
+    """One ``[[stages]]`` table (or an exported stage's ``[stage]``) of files in ``folder``."""
     file = section.get("file", str)
     sha = section.get("sha256", str).lower()
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise section.error("sha256", "expected 64 hexadecimal digits")
-    takes_image = index > 0
     spec = StageSpec(
         name=section.get("name", str),
         path=folder / file,
@@ -176,19 +176,26 @@ def _check_chain(bundle: Bundle, sections: Sequence[Section]) -> None:
             f"{bundle.latent_size}",
         )
     for before, after, section in zip(bundle.stages, bundle.stages[1:], sections[1:], strict=False):
-        assert after.input_layout is not None
-        wanted = (before.output_size, 3)
+        mismatch = chain_mismatch(before, after)
+        if mismatch:
+            raise section.error("input_shape", mismatch)
+
+
+def chain_mismatch(before: StageSpec, after: StageSpec) -> str | None:
+    """Why ``after`` cannot take the image ``before`` draws, or None when it can."""
+    assert after.input_layout is not None
+    wanted = (before.output_size, 3)
+    if len(after.input_shape) == 3:
         got = (
             image_size(after.input_shape, after.input_layout),
             channels(after.input_shape, after.input_layout),
         )
-        if len(after.input_shape) != 3 or wanted != got:
-            raise section.error(
-                "input_shape",
-                f"{list(after.input_shape)} ({after.input_layout}) does not fit the "
-                f"{before.output_size[0]}x{before.output_size[1]} RGB output of stage "
-                f"{before.name!r}",
-            )
+        if got == wanted:
+            return None
+    return (
+        f"{list(after.input_shape)} ({after.input_layout}) does not fit the "
+        f"{before.output_size[0]}x{before.output_size[1]} RGB output of stage {before.name!r}"
+    )
 
 
 def sha256_of(path: Path) -> str:

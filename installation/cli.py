@@ -11,10 +11,12 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 
 from export.cli import register as register_export
 from installation.errors import UserError
+from installation.service.journal import configure_logging
 
 log = logging.getLogger("installation")
 
@@ -22,11 +24,7 @@ log = logging.getLogger("installation")
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(args.verbose)
     try:
         return args.func(args)
     except UserError as exc:
@@ -93,6 +91,15 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of tables")
     bench.set_defaults(func=_bench)
 
+    status = commands.add_parser(
+        "status", help="what the running show is doing (for staff, from a shell on the PC)"
+    )
+    status.add_argument("--json", action="store_true", help="print the raw health record")
+    status.add_argument(
+        "--file", type=Path, help="health record to read (default: the running show's)"
+    )
+    status.set_defaults(func=_status)
+
     export = commands.add_parser(
         "export", help="workshop: turn trained checkpoints into a model bundle (needs torch)"
     )
@@ -138,8 +145,8 @@ def _render(args: argparse.Namespace) -> int:
     from installation.render import render
     from installation.session import open_show
 
-    _show, pipeline, trajectory = open_show(args.show)
-    count = render(pipeline, trajectory, args.seconds, args.fps, args.out, args.size)
+    _show, pipeline, conductor = open_show(args.show)
+    count = render(pipeline, conductor, args.seconds, args.fps, args.out, args.size)
     print(f"wrote {count} frames to {args.out}")
     return 0
 
@@ -161,11 +168,11 @@ def _bench(args: argparse.Namespace) -> int:
 
     if args.batch < 1:
         raise UserError(f"--batch: expected a positive integer, got {args.batch}")
-    show, bundle, trajectory = load_parts(args.show)
+    show, bundle, _conductor = load_parts(args.show)
     report = run_bench(
         bundle,
         available_backends(show.engine.threads or None),
-        trajectory,
+        show,
         args.batch,
         args.budget,
         args.display_seconds,
@@ -178,3 +185,16 @@ def _bench(args: argparse.Namespace) -> int:
         print()
         print(format_table(report["display"]))
     return 0
+
+
+def _status(args: argparse.Namespace) -> int:
+    """Exit 0 while a show runs and updates its record, 1 otherwise (for scripts)."""
+    from installation.service.health import find_status_file, format_status, is_current, read_status
+
+    path = args.file or find_status_file()
+    if path is None:
+        print("installation: not running (no health record found)")
+        return 1
+    record = read_status(path)
+    print(json.dumps(record, indent=2) if args.json else format_status(record))
+    return 0 if is_current(record, time.time()) else 1

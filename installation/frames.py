@@ -54,14 +54,43 @@ class FrameQueue:
         self.capacity = capacity
         self._frames: deque[Frame] = deque(maxlen=capacity)
         self._lock = threading.Lock()
+        self._invalidated = threading.Condition(self._lock)
+        self._epoch = 0
 
     def __len__(self) -> int:
         return len(self._frames)
 
-    def put(self, frames: list[Frame]) -> None:
-        """Append frames later than those queued (the oldest fall out when full)."""
+    @property
+    def epoch(self) -> int:
+        """Counts invalidations; a producer reads it before making frames and passes it to
+        ``put``, so frames begun before a cut never reach the screen after it."""
+        return self._epoch
+
+    def put(self, frames: list[Frame], epoch: int | None = None) -> bool:
+        """Append frames later than those queued (the oldest fall out when full).
+
+        With ``epoch``, frames made for an older epoch are dropped; returns whether they
+        were queued.
+        """
         with self._lock:
+            if epoch is not None and epoch != self._epoch:
+                return False
             self._frames.extend(frames)
+            return True
+
+    def invalidate(self) -> None:
+        """Drop every queued frame: after a cut they show a state that no longer holds, and
+        waiting for them to play out would delay the cut by the whole queue."""
+        with self._lock:
+            self._frames.clear()
+            self._epoch += 1
+            self._invalidated.notify_all()
+
+    def wait_for_invalidation(self, epoch: int, timeout: float) -> None:
+        """Sleep up to ``timeout`` seconds, or less if the queue is invalidated after
+        ``epoch``: a producer waiting for its next frame time starts on a cut at once."""
+        with self._invalidated:
+            self._invalidated.wait_for(lambda: self._epoch != epoch, timeout)
 
     def latest_time(self) -> float | None:
         with self._lock:

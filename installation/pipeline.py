@@ -51,14 +51,18 @@ class Pipeline:
         )
         return cls(bundle, stages, backend.name)
 
-    def run(self, latents: np.ndarray) -> np.ndarray:
-        """(N, latent_size) latents -> (N, H, W, 3) uint8 RGB frames."""
+    def run(self, latents: np.ndarray, stages: int | None = None) -> np.ndarray:
+        """(N, latent_size) latents -> (N, H, W, 3) uint8 RGB frames.
+
+        ``stages`` stops after that many stages (a scene may want the rougher, faster
+        pictures of the early stages); None runs them all.
+        """
         first = self.stages[0].spec
         batch = np.ascontiguousarray(latents, dtype=np.float32).reshape(
             (len(latents), *first.input_shape)
         )
         unit = self.run_stage(0, batch)
-        for index in range(1, len(self.stages)):
+        for index in range(1, min(stages or len(self.stages), len(self.stages))):
             spec = self.stages[index].spec
             assert spec.input_layout is not None and spec.input_range is not None
             unit = self.run_stage(index, from_unit(unit, spec.input_layout, spec.input_range))

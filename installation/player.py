@@ -1,9 +1,10 @@
 """The show loop: paces the display, asks the frame queue for "now", presents, handles keys.
 
 It never waits on inference: each tick it takes whatever frames exist around the current
-show time (blending two, or holding the newest when generation is behind) and sleeps only
-until the next tick. Timing statistics are kept in bounded form, because the loop runs for
-weeks.
+show time (blending two, or holding the newest when generation is behind, or what is on
+screen while the worker starts over after a cut), asks the conductor how bright the picture
+is, and sleeps only until the next tick. Timing statistics are kept in bounded form,
+because the loop runs for weeks.
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from installation.conductor import Conductor
 from installation.display import Display
 from installation.display.base import Action
-from installation.frames import FrameQueue
+from installation.frames import FrameQueue, Pick
 from installation.pipeline import Pipeline
-from installation.trajectory import Trajectory
+from installation.service.lifecycle import Service
+from installation.service.supervisor import WorkerSupervisor
 from installation.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -57,6 +60,7 @@ class RunResult:
     generated: int
     skipped: int
     error: BaseException | None
+    restarts: int = 0
 
 
 class ShowClock:
@@ -72,41 +76,57 @@ class ShowClock:
 def play(
     display: Display,
     pipeline: Pipeline,
-    trajectory: Trajectory,
+    conductor: Conductor,
     fps: float,
     lead: float,
     duration: float | None = None,
+    service: Service | None = None,
 ) -> RunResult:
-    """Run the show on an open display until quit, ``duration`` seconds, or a worker error."""
+    """Run the show on an open display until quit, ``duration`` seconds, the ``service``
+    finishing a stop (SIGTERM), or the supervisor giving up on the inference worker."""
     clock = ShowClock()
     capacity = max(4, int(lead * fps) + 4)
     queue = FrameQueue(capacity)
-    worker = InferenceWorker(pipeline, trajectory.latents_at, queue, clock, fps, lead)
+    conductor.start(clock)
+    conductor.on_cut(queue.invalidate)
+    worker = WorkerSupervisor(
+        lambda: InferenceWorker(pipeline, conductor.plans_at, queue, clock, fps, lead)
+    )
     stats = LoopStats(budget=1.0 / fps)
+    service = service or Service()
     worker.start()
     try:
-        _loop(display, queue, worker, clock, stats, duration)
+        service.start(stats, worker)
+        _loop(display, queue, conductor, worker, clock, stats, duration, service)
     finally:
+        service.stop()
         worker.stop()
-    return RunResult(stats, clock(), worker.generated, worker.skipped, worker.error)
+    return RunResult(
+        stats, clock(), worker.generated, worker.skipped, worker.error, worker.restarts
+    )
 
 
 def _loop(
     display: Display,
     queue: FrameQueue,
-    worker: InferenceWorker,
+    conductor: Conductor,
+    worker: WorkerSupervisor,
     clock: ShowClock,
     stats: LoopStats,
     duration: float | None,
+    service: Service,
 ) -> None:
     budget = stats.budget
     deadline = time.perf_counter()
     previous = deadline
-    while worker.error is None:
+    held: Pick | None = None
+    while worker.error is None and not service.finished:
         now = clock()
-        pick = queue.pick(now)
+        pick = queue.pick(now) or held
+        brightness = conductor.tick(now) * service.level()
         if pick is not None:
-            display.present(pick.a, pick.b, pick.weight)
+            held = pick
+            display.present(pick.a, pick.b, pick.weight, brightness)
             stats.shown += 1
             if pick.b is None:
                 stats.held += 1

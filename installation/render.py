@@ -2,7 +2,8 @@
 
 Frames are computed for the times ``i / fps`` synchronously (no worker, no clock), so the
 same show and seed give the same frames on every run: for previews, for a video made with
-ffmpeg, and to compare two machines.
+ffmpeg, and to compare two machines. A render plays the show as nobody steers it: its scenes,
+playlist and fades, without OSC.
 """
 
 from __future__ import annotations
@@ -12,18 +13,19 @@ from pathlib import Path
 import numpy as np
 import pygame
 
+from installation.conductor import Conductor
 from installation.display import fit_rect
 from installation.display.textures import frame_surface
+from installation.paint import paint
 from installation.pipeline import Pipeline
 from installation.progress import Progress
-from installation.trajectory import Trajectory
 
 BATCH = 8
 
 
 def render(
     pipeline: Pipeline,
-    trajectory: Trajectory,
+    conductor: Conductor,
     seconds: float,
     fps: float,
     out: Path,
@@ -38,12 +40,21 @@ def render(
     progress = Progress(f"rendering {out}", count)
     for start in range(0, count, BATCH):
         times = [i / fps for i in range(start, min(count, start + BATCH))]
-        images = pipeline.run(trajectory.latents_at(times))
-        for offset, image in enumerate(images):
-            pygame.image.save(_sized(image, size), str(out / f"frame_{start + offset:06d}.png"))
+        images = paint(pipeline, conductor.plans_at(times))
+        for offset, (t, image) in enumerate(zip(times, images, strict=True)):
+            picture = _dimmed(image, conductor.tick(t))
+            pygame.image.save(_sized(picture, size), str(out / f"frame_{start + offset:06d}.png"))
         progress.advance(len(times))
     progress.finish()
     return count
+
+
+def _dimmed(image: np.ndarray, brightness: float) -> np.ndarray:
+    """The frame as the screen shows it during a fade (rounded like the display's 0..255)."""
+    level = round(min(max(brightness, 0.0), 1.0) * 255)
+    if level == 255:
+        return image
+    return ((image.astype(np.uint16) * level + 127) // 255).astype(np.uint8)
 
 
 def _sized(image: np.ndarray, size: tuple[int, int] | None) -> pygame.Surface:

@@ -1,4 +1,4 @@
-"""Putting a show together: show file -> bundle -> pipeline -> trajectory -> display.
+"""Putting a show together: show file -> bundle -> pipeline -> conductor -> display.
 
 Each command needs a different depth of this (``bench`` loads the bundle on several
 backends, ``check`` and ``render`` need one pipeline, ``run`` everything), so it comes in
@@ -10,48 +10,51 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from installation.backend import CPU, OnnxRuntimeBackend
 from installation.bundle import Bundle, load_bundle
+from installation.conductor import Conductor
+from installation.control import ShowControl
 from installation.display import make_display
+from installation.engine import start_pipeline
 from installation.pipeline import Pipeline
 from installation.player import play
-from installation.show import Show, load_show
-from installation.trajectory import Trajectory
+from installation.service.lifecycle import Service
+from installation.show import Show, check_show_bundle, load_show
 
 log = logging.getLogger(__name__)
 
 
-def load_parts(show_path: Path | None) -> tuple[Show, Bundle, Trajectory]:
-    """The show, its validated bundle manifest, and the trajectory of its scene."""
+def load_parts(show_path: Path | None) -> tuple[Show, Bundle, Conductor]:
+    """The show, its validated bundle manifest, and a conductor for its scenes."""
     show = load_show(show_path)
     bundle = load_bundle(show.bundle)
-    scene = show.scene
-    trajectory = Trajectory(
-        seed=scene.seed,
-        latent_size=bundle.latent_size,
-        hold=scene.hold,
-        morph=scene.morph,
-        easing=scene.easing,
-        distribution=bundle.latent_distribution,
-    )
-    return show, bundle, trajectory
+    check_show_bundle(show, len(bundle.stages))
+    return show, bundle, Conductor(show, bundle.latent_size, bundle.latent_distribution)
 
 
-def open_show(show_path: Path | None) -> tuple[Show, Pipeline, Trajectory]:
-    """As ``load_parts``, with every stage loaded and checked on the CPU backend."""
-    show, bundle, trajectory = load_parts(show_path)
-    backend = OnnxRuntimeBackend(CPU, show.engine.threads or None)
-    return show, Pipeline.load(bundle, backend), trajectory
+def open_show(show_path: Path | None) -> tuple[Show, Pipeline, Conductor]:
+    """As ``load_parts``, with every stage loaded and checked on the GPU, or the CPU."""
+    show, bundle, conductor = load_parts(show_path)
+    return show, start_pipeline(bundle, show.engine.threads or None), conductor
 
 
 def run_show(show_path: Path | None, mode: str | None, duration: float | None) -> int:
     """Play a show until quit or ``duration``; the exit code for the command line."""
-    show, pipeline, trajectory = open_show(show_path)
+    show, pipeline, conductor = open_show(show_path)
     display = make_display(mode or show.display.mode, _window_size(show, mode))
     display.open(show.title)
     log.info("playing %s on %s", show.path, display.description)
+    service = Service.for_run(show, pipeline.backend_name, lambda: conductor.status().scene)
     try:
-        result = play(display, pipeline, trajectory, show.display.fps, show.engine.lead, duration)
+        with ShowControl(show, conductor, len(pipeline.stages), service.reload):
+            result = play(
+                display,
+                pipeline,
+                conductor,
+                show.display.fps,
+                show.engine.lead,
+                duration,
+                service,
+            )
     finally:
         display.close()
     stats = result.stats

@@ -1,19 +1,21 @@
 """Show files: what an installation plays, as a TOML file an artist can edit.
 
 A show names its model bundle (relative to the show file, so a show folder can be copied
-whole onto the exhibition PC), how to display it, how the engine runs and the scene: the
-seed that picks the faces and the pace at which one face becomes the next. The schema is in
-the commented example ``shows/default.toml``.
+whole onto the exhibition PC), how to display it, how the engine runs, how OSC controllers
+reach it, and its scenes (``installation.scenes``): the seed that picks the faces and the pace
+at which one face becomes the next. The schema is in ``docs/shows.md``; ``shows/example.toml``
+uses every key.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from installation.easing import get_easing
-from installation.errors import UserError
-from installation.tomlfile import Section, read_toml
+from installation.hours import ALWAYS_OPEN, OpeningHours, opening_hours
+from installation.osc.settings import OscSettings, parse_osc
+from installation.scenes import Scene, check_stages, parse_scenes
+from installation.tomlfile import Section, TomlDocument, read_toml
 
 DISPLAY_MODES = ("fullscreen", "windowed", "headless")
 DEFAULT_SHOW = Path(__file__).resolve().parent.parent / "shows" / "default.toml"
@@ -33,21 +35,17 @@ class EngineSettings:
 
 
 @dataclass(frozen=True)
-class Scene:
-    seed: int
-    hold: float
-    morph: float
-    easing: str
-
-
-@dataclass(frozen=True)
 class Show:
     path: Path
     title: str
     bundle: Path
     display: DisplaySettings
     engine: EngineSettings
-    scene: Scene
+    osc: OscSettings
+    scenes: tuple[Scene, ...]
+    #: The parsed file, kept so later checks (against the bundle) can name lines too.
+    doc: TomlDocument = field(repr=False, compare=False)
+    hours: OpeningHours = ALWAYS_OPEN
 
 
 def load_show(path: Path | None) -> Show:
@@ -59,9 +57,16 @@ def load_show(path: Path | None) -> Show:
     bundle = path.parent / root.get("bundle", str)
     display = _display(root.table("display")) if root.has("display") else DisplaySettings()
     engine = _engine(root.table("engine")) if root.has("engine") else EngineSettings()
-    scene = _scene(root.table("scene"))
+    osc = parse_osc(root.table("osc")) if root.has("osc") else OscSettings()
+    scenes = parse_scenes(root.tables("scenes"))
+    hours = opening_hours(root)
     root.finish()
-    return Show(path, title, bundle, display, engine, scene)
+    return Show(path, title, bundle, display, engine, osc, scenes, doc, hours)
+
+
+def check_show_bundle(show: Show, stage_count: int) -> None:
+    """What can only be checked once the bundle is known: each scene's number of stages."""
+    check_stages(show.scenes, Section.root(show.doc).tables("scenes"), stage_count)
 
 
 def _display(section: Section) -> DisplaySettings:
@@ -81,25 +86,8 @@ def _engine(section: Section) -> EngineSettings:
     return EngineSettings(threads, lead)
 
 
-def _scene(section: Section) -> Scene:
-    seed = section.get("seed", int)
-    if not 0 <= seed < 2**63:
-        raise section.error("seed", f"expected an integer from 0 to 2**63-1, got {seed}")
-    hold = section.get("hold", float)
-    if not 0 <= hold <= 3600:
-        raise section.error("hold", f"expected 0 to 3600 seconds, got {hold}")
-    morph = _positive(section, "morph", None, upper=3600.0)
-    easing = section.get("easing", str, "smoothstep")
-    try:
-        get_easing(easing)
-    except UserError as exc:
-        raise section.error("easing", str(exc)) from None
-    section.finish()
-    return Scene(seed, hold, morph, easing)
-
-
-def _positive(section: Section, key: str, default: float | None, upper: float) -> float:
-    value = section.get(key, float) if default is None else section.get(key, float, default)
+def _positive(section: Section, key: str, default: float, upper: float) -> float:
+    value = section.get(key, float, default)
     if not 0 < value <= upper:
         raise section.error(key, f"expected more than 0 and at most {upper:g}, got {value}")
     return value

@@ -162,6 +162,9 @@ class Section:
 
     def tables(self, key: str) -> list[Section]:
         """An array of tables (``[[key]]``)."""
+        if key not in self.data:
+            self._used.add(key)
+            raise self.error(key, f"missing; expected one or more [[{key}]] tables")
         values = self.get(key, list)
         if not values or not all(isinstance(v, dict) for v in values):
             raise self.error(key, "expected one or more [[" + key + "]] tables")

@@ -144,7 +144,7 @@ class Trajectory:
         """Seconds from one face starting its hold to the next face starting its hold."""
         return self.hold + self.morph
 
-    def _position(self, t: float) -> tuple[int, float]:
+    def position_at(self, t: float) -> tuple[int, float]:
         """Split show time into (face index, seconds into that face's period).
 
         float64 ``divmod`` is exact for positive operands (the remainder comes from fmod),
@@ -159,7 +159,7 @@ class Trajectory:
 
     def face_index_at(self, t: float) -> int:
         """The keyframe held at ``t``, or being morphed away from."""
-        return self._position(t)[0]
+        return self.position_at(t)[0]
 
     def latent_at(self, t: float) -> np.ndarray:
         """The latent to render at show time ``t`` seconds, float32 of shape ``(latent_size,)``.
@@ -167,7 +167,7 @@ class Trajectory:
         During a hold this is the keyframe itself, exactly. Negative ``t`` counts as 0, so a
         clock that starts slightly early shows the first face rather than failing.
         """
-        index, phase = self._position(t)
+        index, phase = self.position_at(t)
         current = keyframe(self.seed, index, self.latent_size, self.distribution)
         if phase < self.hold:
             return current

@@ -3,9 +3,10 @@
 Frames are made for times on a fixed grid (``fps`` per second of show time), so a live show
 and an offline render of the same show draw the same faces. The worker stays at most ``lead``
 seconds ahead, which bounds both the queue and the latency of anything that changes the
-picture. When it falls behind it does not try to catch up frame by frame (that would only
-fall further behind); it jumps to the time its next frame will be ready, and the display
-blends the frames it has.
+picture; after a cut (the queue invalidated) it starts again from the present at once. When
+it falls behind it does not try to catch up frame by frame (that would only fall further
+behind); it jumps to the time its next frame will be ready, and the display blends the
+frames it has.
 """
 
 from __future__ import annotations
@@ -16,30 +17,30 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 
-import numpy as np
-
 from installation.frames import Frame, FrameQueue
+from installation.paint import FramePlan, paint
 from installation.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
-LatentSource = Callable[[Sequence[float]], np.ndarray]
+PlanSource = Callable[[Sequence[float]], list[FramePlan]]
 
 
 class InferenceWorker:
-    """Owns one thread that runs ``pipeline`` on latents from ``latents_at`` into ``queue``."""
+    """Owns one thread that paints the plans from ``plans_at`` with ``pipeline`` into
+    ``queue`` (the conductor's ``plans_at``, for example)."""
 
     def __init__(
         self,
         pipeline: Pipeline,
-        latents_at: LatentSource,
+        plans_at: PlanSource,
         queue: FrameQueue,
         clock: Callable[[], float],
         fps: float,
         lead: float,
     ) -> None:
         self.pipeline = pipeline
-        self.latents_at = latents_at
+        self.plans_at = plans_at
         self.queue = queue
         self.clock = clock
         self.fps = fps
@@ -72,8 +73,12 @@ class InferenceWorker:
 
     def _loop(self) -> None:
         index = math.ceil(self.clock() * self.fps)
+        epoch = self.queue.epoch
         while not self._stop.is_set():
             now = self.clock()
+            if self.queue.epoch != epoch:  # a cut: queued frames are gone, start from now
+                epoch = self.queue.epoch
+                index = math.ceil(now * self.fps)
             # To blend into a frame, the display needs it one generation interval early.
             ready_at = now + 2 * self._latency
             if index / self.fps < ready_at:
@@ -84,16 +89,17 @@ class InferenceWorker:
             lead = max(self.lead, ready_at - now + 1 / self.fps)
             ahead = index / self.fps - now
             if ahead > lead:
-                self._stop.wait(ahead - lead)
+                self.queue.wait_for_invalidation(epoch, ahead - lead)
                 continue
-            self._generate(index)
+            self._generate(index, epoch)
             index += 1
 
-    def _generate(self, index: int) -> None:
+    def _generate(self, index: int, epoch: int) -> None:
         t = index / self.fps
         started = time.perf_counter()
-        image = self.pipeline.run(self.latents_at([t]))[0]
+        image = paint(self.pipeline, self.plans_at([t]))[0]
         elapsed = time.perf_counter() - started
         self._latency = elapsed if self.generated == 0 else 0.9 * self._latency + 0.1 * elapsed
-        self.queue.put([Frame(t, image, self.generated)])
+        # A frame begun before a cut belongs to an ended epoch: the queue drops it.
+        self.queue.put([Frame(t, image, self.generated)], epoch)
         self.generated += 1

@@ -1,6 +1,6 @@
 """Render the README's contact sheet: rows of imaginary faces, each row one morph.
 
-Every picture comes from the runtime itself (the default show's bundle and trajectory, on
+Every picture comes from the runtime itself (the default show's bundle and first scene, on
 ONNX Runtime), so the sheet shows what a visitor sees, not a hand-picked illustration.
 Run: python scripts/contact_sheet.py [SHOW] --out docs/contact-sheet.png
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 import pygame
 
 from installation.display.textures import frame_surface
+from installation.paint import paint
 from installation.session import open_show
 
 GAP = 4
@@ -27,13 +28,12 @@ def main() -> None:
     parser.add_argument("--cell", type=int, default=128, help="size of each face in pixels")
     args = parser.parse_args()
 
-    _show, pipeline, trajectory = open_show(args.show)
-    period = trajectory.hold + trajectory.morph
-    steps = [
-        trajectory.hold + trajectory.morph * c / (args.columns - 1) for c in range(args.columns)
-    ]
+    show, pipeline, conductor = open_show(args.show)
+    scene = show.scenes[0]
+    period = scene.hold + scene.morph
+    steps = [scene.hold + scene.morph * c / (args.columns - 1) for c in range(args.columns)]
     times = [row * period + step for row in range(args.rows) for step in steps]
-    images = pipeline.run(trajectory.latents_at(times))
+    images = paint(pipeline, conductor.plans_at(times))
 
     cell = args.cell
     sheet = pygame.Surface((GAP + args.columns * (cell + GAP), GAP + args.rows * (cell + GAP)))

@@ -16,7 +16,7 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHOW = ROOT / "shows" / "default.toml"
-DEFAULT_BUNDLE = ROOT / "bundles" / "dcgan-digiface-64"
+DEFAULT_BUNDLE = ROOT / "bundles" / "faces-256"
 
 
 @pytest.fixture
@@ -31,7 +31,7 @@ def bundle_copy(tmp_path: Path) -> Path:
 def show_copy(tmp_path: Path, bundle_copy: Path) -> Path:
     """A private copy of the default show that plays ``bundle_copy``."""
     text = DEFAULT_SHOW.read_text()
-    text = text.replace('bundle = "../bundles/dcgan-digiface-64"', 'bundle = "bundle"')
+    text = text.replace('bundle = "../bundles/faces-256"', 'bundle = "bundle"')
     assert 'bundle = "bundle"' in text
     show = tmp_path / "show.toml"
     show.write_text(text)

@@ -35,11 +35,12 @@ def edit_manifest(bundle: Path, old: str, new: str) -> None:
 
 
 def set_sha(bundle: Path, model: Path) -> None:
-    """Make the manifest agree with the file, so the ONNX check itself is what fails."""
+    """Make the manifest agree with the file (the first stage's), so the ONNX check itself is
+    what fails."""
     digest = hashlib.sha256(model.read_bytes()).hexdigest()
     manifest = bundle / "bundle.toml"
     manifest.write_text(
-        re.sub(r'sha256 = "[0-9a-f]{64}"', f'sha256 = "{digest}"', manifest.read_text())
+        re.sub(r'sha256 = "[0-9a-f]{64}"', f'sha256 = "{digest}"', manifest.read_text(), count=1)
     )
 
 
@@ -97,12 +98,12 @@ def test_input_name_differs(show_copy: Path, bundle_copy: Path, capsys) -> None:
 
 
 def test_output_shape_differs(show_copy: Path, bundle_copy: Path, capsys) -> None:
-    edit_manifest(bundle_copy, "output_shape = [3, 64, 64]", "output_shape = [3, 128, 128]")
+    edit_manifest(bundle_copy, "output_shape = [3, 256, 256]", "output_shape = [3, 512, 512]")
     code, err = check(show_copy, capsys)
     assert code == 2
     line = one_error_line(err)
-    assert "generator.onnx: output 'image' has shape [batch, 3, 64, 64] in the model" in line
-    assert "manifest says [batch, 3, 128, 128]" in line
+    assert "refine-256.onnx: output 'upscaled' has shape [batch, 3, 256, 256] in the model" in line
+    assert "manifest says [batch, 3, 512, 512]" in line
 
 
 def test_unknown_manifest_key(show_copy: Path, bundle_copy: Path, capsys) -> None:
@@ -141,10 +142,12 @@ def test_manifest_value_errors(bundle_copy: Path, old: str, new: str, message: s
 def test_committed_bundle_is_valid_and_attributed() -> None:
     bundle = load_bundle(DEFAULT_BUNDLE)
     verify_files(bundle)
-    assert bundle.output_size == (64, 64)
+    assert [stage.output_size for stage in bundle.stages] == [(64, 64), (256, 256)]
     assert bundle.latent_size == 100
     assert "gan-face-generate" in bundle.provenance["source"]
-    assert bundle.provenance["license"] == "MIT"
+    assert bundle.provenance["license"].startswith("generator: MIT; refine-256: MIT")
+    for document in ("DATA.md", "refine-256.training.md"):
+        assert (DEFAULT_BUNDLE / document).is_file()
     assert (DEFAULT_BUNDLE / bundle.provenance["license_file"]).is_file()
 
 

@@ -28,7 +28,7 @@ from export.onnx_export import export_onnx, verify_onnx
 from installation.bundle import load_bundle, verify_files
 from installation.errors import UserError
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "dcgan-digiface-64"
+DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "faces-256"
 LICENSE_TEXT = "MIT License\n\nCopyright (c) 2023, a test\n"
 
 
@@ -199,10 +199,10 @@ def test_verification_catches_an_unfaithful_export(tmp_path: Path) -> None:
 def test_committed_default_bundle_is_valid() -> None:
     bundle = check_bundle(DEFAULT_BUNDLE)
     verify_files(load_bundle(DEFAULT_BUNDLE))
-    assert bundle.name == "dcgan-digiface-64"
-    assert bundle.output_size == (64, 64)
-    assert bundle.provenance["source"].startswith("gan-face-generate 1.1.1 from PyPI")
-    assert bundle.provenance["version"] == "1.1.1"
-    assert bundle.provenance["license"] == "MIT"
+    assert bundle.name == "faces-256"
+    assert bundle.output_size == (256, 256)
+    assert bundle.provenance["source"].startswith("generator: gan-face-generate 1.1.1 from PyPI")
+    assert bundle.provenance["version"] == "generator: 1.1.1"
+    assert bundle.provenance["license"].startswith("generator: MIT;")
     licence = (DEFAULT_BUNDLE / bundle.provenance["license_file"]).read_text()
     assert "chien liu" in licence.lower() and "Permission is hereby granted" in licence

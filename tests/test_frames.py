@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import numpy as np
 import pytest
 
@@ -60,3 +63,25 @@ def test_rgb8_rounds_clips_and_is_hwc() -> None:
     pixels = to_rgb8(unit)
     assert pixels.shape == (1, 1, 2, 3) and pixels.dtype == np.uint8
     assert pixels[0, 0].tolist() == [[0, 128, 255], [0, 255, 1]]
+
+
+def test_invalidate_drops_frames_and_refuses_those_begun_before() -> None:
+    queue = FrameQueue(8)
+    epoch = queue.epoch
+    assert queue.put([frame(0.0, 0), frame(0.1, 1)], epoch)
+    queue.invalidate()
+    assert len(queue) == 0 and queue.pick(0.05) is None
+    assert not queue.put([frame(0.2, 2)], epoch), "made before the cut"
+    assert queue.put([frame(0.2, 3)], queue.epoch) and len(queue) == 1
+
+
+def test_waiting_for_invalidation_wakes_at_once() -> None:
+    queue = FrameQueue(4)
+    epoch = queue.epoch
+    threading.Timer(0.05, queue.invalidate).start()
+    started = time.monotonic()
+    queue.wait_for_invalidation(epoch, 5.0)
+    assert time.monotonic() - started < 2.0
+    started = time.monotonic()
+    queue.wait_for_invalidation(queue.epoch, 0.05)
+    assert time.monotonic() - started >= 0.04, "without a cut it sleeps the whole timeout"

@@ -16,6 +16,7 @@ from conftest import DEFAULT_SHOW
 
 from installation.backend import CPU, LoadedStage, OnnxRuntimeBackend
 from installation.cli import main
+from installation.conductor import Conductor
 from installation.display import HeadlessDisplay
 from installation.frames import Frame
 from installation.pipeline import Pipeline
@@ -61,13 +62,15 @@ class SlowBackend(OnnxRuntimeBackend):
 
 
 def played(backend: OnnxRuntimeBackend, seconds: float) -> tuple[RecordingDisplay, object]:
-    _show, bundle, trajectory = load_parts(DEFAULT_SHOW)
-    trajectory = replace(trajectory, hold=0.5, morph=1.0)  # several faces within a short test
+    show, bundle, _conductor = load_parts(DEFAULT_SHOW)
+    scene = replace(show.scenes[0], hold=0.5, morph=1.0)  # several faces within a short test
+    show = replace(show, scenes=(scene,))
+    conductor = Conductor(show, bundle.latent_size, bundle.latent_distribution)
     pipeline = Pipeline.load(bundle, backend)
     display = RecordingDisplay()
     display.open("test")
     try:
-        result = play(display, pipeline, trajectory, fps=60, lead=0.1, duration=seconds)
+        result = play(display, pipeline, conductor, fps=60, lead=0.1, duration=seconds)
     finally:
         display.close()
     return display, result
@@ -110,7 +113,7 @@ def test_render_is_deterministic(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert len(set(first.values())) == 4
     import pygame
 
-    assert pygame.image.load(tmp_path / "a" / "frame_000000.png").get_size() == (64, 64)
+    assert pygame.image.load(tmp_path / "a" / "frame_000000.png").get_size() == (256, 256)
     sized = pygame.image.load(tmp_path / "b" / "frame_000009.png")
     assert sized.get_size() == (96, 64)
     assert sized.get_at((2, 32))[:3] == (0, 0, 0), "letterboxed on black"

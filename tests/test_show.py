@@ -15,9 +15,10 @@ from installation.show import load_show
 def test_default_show_loads() -> None:
     show = load_show(None)
     assert show.path == DEFAULT_SHOW
-    assert show.bundle.resolve() == (DEFAULT_SHOW.parent.parent / "bundles" / "dcgan-digiface-64")
+    assert show.bundle.resolve() == (DEFAULT_SHOW.parent.parent / "bundles" / "faces-256")
     assert show.display.mode == "fullscreen"
-    assert show.scene.morph > 0
+    assert [scene.name for scene in show.scenes] == ["faces"]
+    assert (show.osc.enabled, show.osc.address, show.osc.port) == (True, "127.0.0.1", 9000)
 
 
 def broken(tmp_path: Path, old: str, new: str) -> Path:
@@ -35,15 +36,15 @@ def line_of(path: Path, needle: str) -> int:
 @pytest.mark.parametrize(
     ("old", "new", "needle", "message"),
     [
-        ("hold = 3.0", 'hold = "three"', "hold =", "scene.hold: expected a number, got 'three'"),
-        ("hold = 3.0", "hold = -1.0", "hold =", "scene.hold: expected 0 to 3600 seconds"),
-        ("morph = 5.0", "morph = 0", "morph =", "scene.morph: expected more than 0"),
-        ("seed = 2026", "seed = true", "seed =", "scene.seed: expected an integer, got True"),
-        ('easing = "smoothstep"', 'easing = "bouncy"', "easing =", "scene.easing: unknown easing"),
+        ("hold = 3.0", 'hold = "3"', "hold =", "scenes[0].hold: expected a number, got '3'"),
+        ("hold = 3.0", "hold = -1.0", "hold =", "scenes[0].hold: expected 0 to 3600 seconds"),
+        ("morph = 5.0", "morph = -1", "morph =", "scenes[0].morph: expected 0 to 3600 seconds"),
+        ("seed = 2026", "seed = true", "seed =", "scenes[0].seed: expected an integer, got True"),
+        ('easing = "smoothstep"', 'easing = "bouncy"', "easing =", "scenes[0].easing: unknown"),
         ('mode = "fullscreen"', 'mode = "tv"', "mode =", "display.mode: expected one of"),
         ("fps = 60", "fps = 1000", "fps =", "display.fps: expected more than 0 and at most 240"),
         ("threads = 0", "threads = 0\nthreds = 2", "threds", "engine.threds: unknown key"),
-        ("[scene]", "[scene]\nspeed = 2", "speed", "scene.speed: unknown key"),
+        ("[[scenes]]", "[[scenes]]\nsped = 2", "sped", "scenes[0].sped: unknown key"),
     ],
 )
 def test_show_errors_name_file_line_and_key(
@@ -59,7 +60,7 @@ def test_show_errors_name_file_line_and_key(
 def test_missing_scene_and_missing_file(tmp_path: Path) -> None:
     path = tmp_path / "empty.toml"
     path.write_text('bundle = "b"\n')
-    with pytest.raises(UserError, match="scene: missing; expected a table"):
+    with pytest.raises(UserError, match=r"scenes: missing; expected one or more \[\[scenes\]\]"):
         load_show(path)
     with pytest.raises(UserError, match=r"nowhere\.toml: show file not found"):
         load_show(tmp_path / "nowhere.toml")
@@ -75,7 +76,7 @@ def test_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
                 str(
                     broken(
                         tmp_path,
-                        'bundle = "../bundles/dcgan-digiface-64"',
+                        'bundle = "../bundles/faces-256"',
                         'bundle = "../bundles/nope"',
                     )
                 ),
