@@ -25,7 +25,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs/contact-sheet.png"))
     parser.add_argument("--rows", type=int, default=4, help="morphs, one per row")
     parser.add_argument("--columns", type=int, default=7, help="steps of each morph")
-    parser.add_argument("--cell", type=int, default=128, help="size of each face in pixels")
+    parser.add_argument("--cell", type=int, default=160, help="size of each face in pixels")
     args = parser.parse_args()
 
     show, pipeline, conductor = open_show(args.show)
