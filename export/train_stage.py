@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
@@ -35,6 +34,7 @@ from export.image_folder import ImageSet, load_images
 from export.refine import RefineDiscriminator, RefineGenerator, upscale
 from export.stage_config import RefineConfig, TrainOptions
 from installation.errors import UserError
+from installation.progress import Progress
 
 CHECKPOINT = "checkpoint.pt"
 HISTORY = "history.csv"
@@ -129,7 +129,7 @@ def _epoch(
     discriminator.train()
     sums = np.zeros(3)
     first = (epoch - 1) * options.steps_per_epoch
-    bar = _Bar(f"epoch {epoch}/{options.epochs}", options.steps_per_epoch)
+    bar = Progress(f"epoch {epoch}/{options.epochs}", options.steps_per_epoch)
     for step in range(first, first + options.steps_per_epoch):
         small, large = _batch(dataset, options, config.scale, step, options.batch, device)
         adversarial = step >= options.gan_after
@@ -152,7 +152,7 @@ def _epoch(
         sums += [reconstruction.item(), g_adv.item(), d_loss.item()]
         done = step - first + 1
         means = sums / done
-        bar.update(done, f"L1 {means[0]:.4f} adv {means[1]:.3f} D {means[2]:.3f}")
+        bar.advance(1, f"L1 {means[0]:.4f} adv {means[1]:.3f} D {means[2]:.3f}")
     bar.finish()
     means = sums / options.steps_per_epoch
     return EpochResult(
@@ -163,30 +163,6 @@ def _epoch(
         float(means[2]),
         time.perf_counter() - started,
     )
-
-
-class _Bar:
-    """A progress bar with the running losses, on stderr and only when it is a terminal:
-    under nohup or CI the per-epoch summary line is the log."""
-
-    def __init__(self, label: str, total: int) -> None:
-        self.label, self.total = label, total
-        self.live = sys.stderr.isatty()
-        self.started = time.perf_counter()
-
-    def update(self, done: int, note: str) -> None:
-        if self.live:
-            filled = 30 * done // self.total
-            elapsed = time.perf_counter() - self.started
-            sys.stderr.write(
-                f"\r{self.label} [{'#' * filled}{'.' * (30 - filled)}] {done}/{self.total} "
-                f"{elapsed:.0f}s {note}"
-            )
-            sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self.live:
-            sys.stderr.write("\n")
 
 
 def _write_samples(

@@ -18,7 +18,8 @@ class Progress:
         self._started = time.perf_counter()
         self._live = sys.stderr.isatty()
 
-    def advance(self, steps: int = 1) -> None:
+    def advance(self, steps: int = 1, note: str = "") -> None:
+        """Count ``steps`` more done; ``note`` (running losses, say) follows the bar."""
         self.done += steps
         if self._live:
             width = 30
@@ -26,7 +27,7 @@ class Progress:
             elapsed = time.perf_counter() - self._started
             sys.stderr.write(
                 f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                f"{self.done}/{self.total} {elapsed:.1f}s"
+                f"{self.done}/{self.total} {elapsed:.1f}s {note}"
             )
             sys.stderr.flush()
 
