@@ -112,12 +112,14 @@ def write_manifest(
         for field in fields(provenance)
         if getattr(provenance, field.name)
     }
-    document["stages"] = [_stage_table(folder, stage) for stage in stages]
+    document["stages"] = [stage_table(folder, stage) for stage in stages]
     (folder / MANIFEST).write_text(dumps(document), encoding="utf-8")
     return check_bundle(folder)
 
 
-def _stage_table(folder: Path, stage: StageEntry) -> dict[str, Any]:
+def stage_table(folder: Path, stage: StageEntry) -> dict[str, Any]:
+    """One ``[[stages]]`` table (as in ``bundle.toml`` and a stage folder's ``stage.toml``),
+    its sha256 computed from the file written in ``folder``."""
     table: dict[str, Any] = {
         "name": stage.name,
         "file": stage.file,

@@ -15,13 +15,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from export.bundle_writer import Provenance, StageEntry, staged_bundle
+from export.bundle_writer import Provenance, StageEntry, stage_table, staged_bundle
 from export.onnx_export import OPSET, export_onnx, verify_onnx
 from export.refine import RefineGenerator
 from export.stage_config import RefineConfig, TrainOptions
 from export.toml_writer import dumps
 from export.train_stage import load_run
-from installation.bundle import sha256_of
 from installation.errors import UserError
 
 STAGE_MANIFEST = "stage.toml"
@@ -93,22 +92,8 @@ def export_stage(
 
 def stage_document(folder: Path, entry: StageEntry, provenance: Provenance) -> dict[str, Any]:
     """``stage.toml`` as a TOML document, the sha256 computed from the written ONNX file."""
-    stage: dict[str, Any] = {
-        "name": entry.name,
-        "file": entry.file,
-        "sha256": sha256_of(folder / entry.file),
-        "input_name": entry.input_name,
-        "input_shape": list(entry.input_shape),
-        "output_name": entry.output_name,
-        "output_shape": list(entry.output_shape),
-        "layout": entry.layout,
-        "range": list(entry.range),
-    }
-    if entry.input_layout is not None and entry.input_range is not None:
-        stage["input_layout"] = entry.input_layout
-        stage["input_range"] = list(entry.input_range)
     details = {key: value for key, value in vars(provenance).items() if value}
-    return {"format": 1, "stage": stage, "provenance": details}
+    return {"format": 1, "stage": stage_table(folder, entry), "provenance": details}
 
 
 def training_report(state: dict[str, Any], name: str, file: str) -> str:
