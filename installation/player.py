@@ -9,6 +9,7 @@ because the loop runs for weeks.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import time
 from collections import deque
@@ -89,8 +90,9 @@ def play(
     queue = FrameQueue(capacity)
     conductor.start(clock)
     conductor.on_cut(queue.invalidate)
+    serials = itertools.count()
     worker = WorkerSupervisor(
-        lambda: InferenceWorker(pipeline, conductor.plans_at, queue, clock, fps, lead)
+        lambda: InferenceWorker(pipeline, conductor.plans_at, queue, clock, fps, lead, serials)
     )
     stats = LoopStats(budget=1.0 / fps)
     service = service or Service()

@@ -15,7 +15,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 from installation.frames import Frame, FrameQueue
 from installation.paint import FramePlan, paint
@@ -28,7 +28,11 @@ PlanSource = Callable[[Sequence[float]], list[FramePlan]]
 
 class InferenceWorker:
     """Owns one thread that paints the plans from ``plans_at`` with ``pipeline`` into
-    ``queue`` (the conductor's ``plans_at``, for example)."""
+    ``queue`` (the conductor's ``plans_at``, for example).
+
+    ``serials`` numbers the frames; it is shared by every worker of a run, so a restarted
+    worker never reuses a serial that the display still has a texture cached for.
+    """
 
     def __init__(
         self,
@@ -38,6 +42,7 @@ class InferenceWorker:
         clock: Callable[[], float],
         fps: float,
         lead: float,
+        serials: Iterator[int],
     ) -> None:
         self.pipeline = pipeline
         self.plans_at = plans_at
@@ -45,6 +50,7 @@ class InferenceWorker:
         self.clock = clock
         self.fps = fps
         self.lead = lead
+        self.serials = serials
         self.generated = 0
         self.skipped = 0
         self.error: BaseException | None = None
@@ -101,5 +107,5 @@ class InferenceWorker:
         elapsed = time.perf_counter() - started
         self._latency = elapsed if self.generated == 0 else 0.9 * self._latency + 0.1 * elapsed
         # A frame begun before a cut belongs to an ended epoch: the queue drops it.
-        self.queue.put([Frame(t, image, self.generated)], epoch)
+        self.queue.put([Frame(t, image, next(self.serials))], epoch)
         self.generated += 1

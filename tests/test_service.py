@@ -148,6 +148,8 @@ def test_a_failed_worker_is_restarted_while_the_screen_holds() -> None:
     assert np.diff(arrivals)[outage] > 0.25, "no new frames while the worker was down"
     assert len(arrivals) - outage > 5, "new frames came after the restart"
     assert min(s.brightness for s in display.shown) > 20, "no black or blank picture"
+    serials = [s.serial for s in display.shown]
+    assert serials == sorted(serials), "the restarted worker reuses no cached frame serial"
 
 
 def test_sigterm_fades_to_black_and_ends_the_show() -> None:
