@@ -92,10 +92,6 @@ class FrameQueue:
         with self._invalidated:
             self._invalidated.wait_for(lambda: self._epoch != epoch, timeout)
 
-    def latest_time(self) -> float | None:
-        with self._lock:
-            return self._frames[-1].t if self._frames else None
-
     def pick(self, t: float) -> Pick | None:
         """The frames around show time ``t``; frames before them are dropped for good,
         because show time only moves forward."""
