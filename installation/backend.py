@@ -17,7 +17,7 @@ import numpy as np
 import onnxruntime as ort
 
 from installation.bundle import TensorInfo
-from installation.errors import UserError
+from installation.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +88,7 @@ class OnnxRuntimeBackend(Backend):
                 str(path), self.session_options(), providers=[self.provider]
             )
         except Exception as exc:  # ONNX Runtime raises several unrelated types for bad files
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc)
-            raise UserError(f"{path}: not a loadable ONNX model: {first_line}") from None
+            raise UserError(f"{path}: not a loadable ONNX model: {first_line(exc)}") from None
         # ONNX Runtime quietly uses the CPU when a GPU provider fails to initialise.
         if self.provider not in session.get_providers():
             raise UserError(f"{path}: ONNX Runtime could not start {self.provider}")

@@ -15,6 +15,7 @@ import onnxruntime as ort
 
 from installation.backend import CPU, CUDA, OnnxRuntimeBackend
 from installation.bundle import Bundle
+from installation.errors import first_line
 from installation.faults import DeliberateFault, Faults, FaultyPipeline
 from installation.pipeline import Pipeline
 
@@ -46,7 +47,7 @@ def _try_gpu(bundle: Bundle, threads: int | None, faults: Faults) -> Pipeline | 
             "GPU BACKEND FAILED AT START, FALLING BACK TO THE CPU BACKEND (expect a lower "
             "frame rate; check the GPU driver): %s: %s",
             type(exc).__name__,
-            str(exc).strip().splitlines()[0] if str(exc).strip() else "no message",
+            first_line(exc),
         )
         return None
     return pipeline
