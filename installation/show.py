@@ -70,18 +70,24 @@ def check_show_bundle(show: Show, stage_count: int) -> None:
 
 
 def _display(section: Section) -> DisplaySettings:
-    mode = section.choice("mode", DISPLAY_MODES, "fullscreen")
-    fps = _positive(section, "fps", 60.0, upper=240.0)
-    width, height = section.integers("window_size") if section.has("window_size") else (1280, 720)
+    default = DisplaySettings()
+    mode = section.choice("mode", DISPLAY_MODES, default.mode)
+    fps = _positive(section, "fps", default.fps, upper=240.0)
+    width, height = (
+        section.integers("window_size", length=2)
+        if section.has("window_size")
+        else default.window_size
+    )
     section.finish()
     return DisplaySettings(mode, fps, (width, height))
 
 
 def _engine(section: Section) -> EngineSettings:
-    threads = section.get("threads", int, 0)
+    default = EngineSettings()
+    threads = section.get("threads", int, default.threads)
     if not 0 <= threads <= 64:
         raise section.error("threads", f"expected 0 (all cores, up to 4) to 64, got {threads}")
-    lead = _positive(section, "lead", 0.1, upper=2.0)
+    lead = _positive(section, "lead", default.lead, upper=2.0)
     section.finish()
     return EngineSettings(threads, lead)
 

@@ -142,11 +142,14 @@ class Section:
             raise self.error(key, f"expected {length} numbers, got {len(values)}")
         return tuple(float(v) for v in values)
 
-    def integers(self, key: str) -> tuple[int, ...]:
-        """A non-empty list of positive integers, such as a tensor shape."""
+    def integers(self, key: str, length: int | None = None) -> tuple[int, ...]:
+        """A non-empty list of positive integers, such as a tensor shape, optionally of a
+        fixed length."""
         values = self.get(key, list)
         if not values or any(isinstance(v, bool) or not isinstance(v, int) for v in values):
             raise self.error(key, f"expected a list of integers, got {values!r}")
+        if length is not None and len(values) != length:
+            raise self.error(key, f"expected {length} integers, got {len(values)}")
         if any(v <= 0 for v in values):
             raise self.error(key, f"every size must be positive, got {values!r}")
         return tuple(values)

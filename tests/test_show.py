@@ -43,6 +43,12 @@ def line_of(path: Path, needle: str) -> int:
         ('easing = "smoothstep"', 'easing = "bouncy"', "easing =", "scenes[0].easing: unknown"),
         ('mode = "fullscreen"', 'mode = "tv"', "mode =", "display.mode: expected one of"),
         ("fps = 60", "fps = 1000", "fps =", "display.fps: expected more than 0 and at most 240"),
+        (
+            "window_size = [1280, 720]",
+            "window_size = [1280, 720, 3]",
+            "window_size =",
+            "display.window_size: expected 2 integers, got 3",
+        ),
         ("threads = 0", "threads = 0\nthreds = 2", "threds", "engine.threds: unknown key"),
         ("[[scenes]]", "[[scenes]]\nsped = 2", "sped", "scenes[0].sped: unknown key"),
     ],
