@@ -1,7 +1,8 @@
 """Backends run one model stage on some hardware behind one small interface.
 
 ONNX Runtime is the implementation here (CPU provider everywhere, CUDA provider where the
-machine has one); a TensorRT backend will implement the same interface. Session options are
+machine has one); TensorRT (``installation.gpu``) implements the same interface, and can also
+chain stages on the device, so that frames only cross to the host once. Session options are
 set on purpose: ONNX Runtime's default intra-op threads spin-wait between runs, which on a
 small exhibition PC steals the core the display loop needs, so spinning is off.
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -36,12 +38,27 @@ class LoadedStage(ABC):
         """Run one float32 batch through the model and return its only output."""
 
 
+class DeviceChain(ABC):
+    """Stages run one after another where their data lives (GPU memory), each output feeding
+    the next stage's input directly; only the last stage's output comes back to the host."""
+
+    @abstractmethod
+    def run(self, batch: np.ndarray, count: int) -> np.ndarray:
+        """Run the first ``count`` stages on one float32 batch for the first stage; return the
+        last one's raw output as a host array that is only valid until the next ``run``."""
+
+
 class Backend(ABC):
     name: str
 
     @abstractmethod
     def load(self, path: Path) -> LoadedStage:
         """Load a model file, raising UserError naming the file if it cannot be used."""
+
+    def chain(self, models: Sequence[LoadedStage]) -> DeviceChain | None:
+        """A device chain over ``models`` (loaded by this backend, in order), or None where
+        the backend has nothing better than a host round trip between stages."""
+        return None
 
 
 def default_threads() -> int:
@@ -93,12 +110,6 @@ class OnnxRuntimeBackend(Backend):
         if self.provider not in session.get_providers():
             raise UserError(f"{path}: ONNX Runtime could not start {self.provider}")
         return OnnxRuntimeStage(session)
-
-
-def available_backends(threads: int | None = None) -> list[Backend]:
-    """Every backend this machine can run, best first."""
-    providers = ort.get_available_providers()
-    return [OnnxRuntimeBackend(p, threads) for p in (CUDA, CPU) if p in providers]
 
 
 def _info(arg: ort.NodeArg) -> TensorInfo:

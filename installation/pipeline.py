@@ -2,17 +2,20 @@
 
 Between stages it converts each output to the convention the next stage declares, and the
 last one to what the screen needs, so bundles from other exporters work when their manifest
-describes them.
+describes them. Where the backend can chain stages on its device (TensorRT) and one stage's
+output already is the next one's input convention, the stages run there back to back and only
+the final frame crosses to the host.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
-from installation.backend import Backend, LoadedStage
+from installation.backend import Backend, DeviceChain, LoadedStage
 from installation.bundle import Bundle, StageSpec, check_io, verify_files
 from installation.convention import from_unit, to_rgb8, to_unit
 
@@ -28,10 +31,19 @@ class Stage:
 class Pipeline:
     """The loaded stages of one bundle on one backend."""
 
-    def __init__(self, bundle: Bundle, stages: list[Stage], backend_name: str) -> None:
+    def __init__(
+        self,
+        bundle: Bundle,
+        stages: list[Stage],
+        backend_name: str,
+        chain: DeviceChain | None = None,
+    ) -> None:
         self.bundle = bundle
         self.stages = stages
         self.backend_name = backend_name
+        self.chain = chain
+        #: How many leading stages the chain can run without a conversion on the host.
+        self.chained = _direct_prefix([stage.spec for stage in stages]) if chain else 0
 
     @classmethod
     def load(cls, bundle: Bundle, backend: Backend) -> Pipeline:
@@ -49,7 +61,15 @@ class Pipeline:
             backend.name,
             " -> ".join(f"{s.spec.name} {s.spec.output_size[0]}px" for s in stages),
         )
-        return cls(bundle, stages, backend.name)
+        pipeline = cls(bundle, stages, backend.name, backend.chain([s.model for s in stages]))
+        if pipeline.chain is not None and pipeline.chained < len(stages):
+            log.warning(
+                "stages %s and %s meet on the host: the output convention of one is not the "
+                "input convention of the other, so frames cross to the host between them",
+                stages[pipeline.chained - 1].spec.name,
+                stages[pipeline.chained].spec.name,
+            )
+        return pipeline
 
     def run(self, latents: np.ndarray, stages: int | None = None) -> np.ndarray:
         """(N, latent_size) latents -> (N, H, W, 3) uint8 RGB frames.
@@ -61,8 +81,12 @@ class Pipeline:
         batch = np.ascontiguousarray(latents, dtype=np.float32).reshape(
             (len(latents), *first.input_shape)
         )
+        count = min(stages or len(self.stages), len(self.stages))
+        if self.chain is not None and count <= self.chained:
+            last = self.stages[count - 1].spec
+            return to_rgb8(to_unit(self.chain.run(batch, count), last.layout, last.range))
         unit = self.run_stage(0, batch)
-        for index in range(1, min(stages or len(self.stages), len(self.stages))):
+        for index in range(1, count):
             spec = self.stages[index].spec
             assert spec.input_layout is not None and spec.input_range is not None
             unit = self.run_stage(index, from_unit(unit, spec.input_layout, spec.input_range))
@@ -76,3 +100,13 @@ class Pipeline:
         else:
             output = stage.model.run(batch)
         return to_unit(output, stage.spec.layout, stage.spec.range)
+
+
+def _direct_prefix(specs: list[StageSpec]) -> int:
+    """The number of leading stages in which each output is the next input as it is."""
+    count = 1
+    for before, after in pairwise(specs):
+        if (before.layout, before.range) != (after.input_layout, after.input_range):
+            break
+        count += 1
+    return count
