@@ -1,0 +1,220 @@
+"""The NVIDIA path. Without a GPU: the one-line refusals, from the real cuda-python asking a
+real (absent) driver. With one (TensorRT installed and a usable GPU, else skipped): engines
+built for the committed bundle, held to ONNX Runtime on the CPU, chained on the device, and
+loaded again from the cache without a rebuild."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import DEFAULT_BUNDLE, DEFAULT_SHOW
+
+from installation.backend import CPU, OnnxRuntimeBackend
+from installation.bundle import Bundle, load_bundle
+from installation.cli import main
+from installation.convention import from_unit, to_unit
+from installation.gpu.build import DEFAULT_TOLERANCE, StageBuild, build_engines
+from installation.gpu.cuda import CudaError, DeviceBuffer, GpuUnavailable, require_gpu
+from installation.gpu.engine_cache import MAX_BATCH, EngineCache, StaleEngine
+from installation.gpu.tensorrt_backend import TensorRTBackend, import_tensorrt
+from installation.pipeline import Pipeline
+
+
+def gpu_missing() -> str | None:
+    """Why the GPU tests cannot run on this machine, or None when they can."""
+    try:
+        import_tensorrt()
+        require_gpu()
+    except GpuUnavailable as exc:
+        return str(exc)
+    return None
+
+
+GPU_MISSING = gpu_missing()
+needs_gpu = pytest.mark.skipif(GPU_MISSING is not None, reason=f"no GPU path: {GPU_MISSING}")
+needs_no_gpu = pytest.mark.skipif(GPU_MISSING is None, reason="this machine has the GPU path")
+
+
+def driver_error() -> str | None:
+    """The error the real CUDA runtime gives on this machine, None when it has a GPU."""
+    cudart = pytest.importorskip("cuda.bindings.runtime")
+    error, count = cudart.cudaGetDeviceCount()
+    if error == cudart.cudaError_t.cudaSuccess:
+        return None if count else "no NVIDIA GPU found"
+    return error.name
+
+
+# Without a GPU
+
+
+def test_require_gpu_without_a_gpu_says_why_in_one_line() -> None:
+    expected = driver_error()
+    if expected is None:
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(GpuUnavailable) as info:
+        require_gpu()
+    message = str(info.value)
+    assert expected in message
+    assert "\n" not in message
+
+
+def test_cuda_calls_that_fail_name_the_call_and_the_error() -> None:
+    expected = driver_error()
+    if expected is None or not expected.startswith("cuda"):
+        pytest.skip("needs a CUDA runtime that answers with an error here")
+    with pytest.raises(CudaError, match=f"^cudaMalloc: {expected}$"):
+        DeviceBuffer(1024)
+
+
+@needs_no_gpu
+def test_build_engines_refuses_before_touching_the_bundle(
+    bundle_copy: Path, tmp_path: Path
+) -> None:
+    """A broken model file would raise a different error if it were read at all."""
+    bundle = load_bundle(bundle_copy)
+    (bundle_copy / "generator.onnx").write_bytes(b"not a model")
+    said: list[str] = []
+    engines = tmp_path / "engines"
+    with pytest.raises(GpuUnavailable) as info:
+        build_engines(bundle, EngineCache(engines), say=said.append)
+    assert "\n" not in str(info.value)
+    if importlib.util.find_spec("tensorrt") is None:
+        assert "TensorRT is not installed" in str(info.value)
+    assert said == []
+    assert not engines.exists()
+
+
+@needs_no_gpu
+def test_the_command_refuses_in_one_line_with_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    engines = tmp_path / "engines"
+    assert main(["build-engines", str(DEFAULT_SHOW), "--engines", str(engines)]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("installation: error: ") and err.count("\n") == 1
+    assert GPU_MISSING is not None and err.strip().endswith(GPU_MISSING)
+    assert not engines.exists()
+
+
+# With a GPU
+
+
+@pytest.fixture(scope="module")
+def bundle() -> Bundle:
+    return load_bundle(DEFAULT_BUNDLE)
+
+
+@pytest.fixture(scope="module")
+def built(
+    bundle: Bundle, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[EngineCache, list[StageBuild]]:
+    cache = EngineCache(tmp_path_factory.mktemp("engines"))
+    return cache, build_engines(bundle, cache, say=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def reference(bundle: Bundle) -> Pipeline:
+    return Pipeline.load(bundle, OnnxRuntimeBackend(CPU))
+
+
+@pytest.fixture
+def on_gpu(bundle: Bundle, built: tuple[EngineCache, list[StageBuild]]) -> Iterator[Pipeline]:
+    backend = TensorRTBackend(bundle, built[0])
+    yield Pipeline.load(bundle, backend)
+    backend.close()
+
+
+def stage_inputs(bundle: Bundle, reference: Pipeline, count: int) -> list[np.ndarray]:
+    """A batch of ``count`` inputs for each stage, as the stage before it draws them."""
+    rng = np.random.default_rng(7)
+    batch = rng.standard_normal((count, *bundle.stages[0].input_shape)).astype(np.float32)
+    inputs = [batch]
+    for index, spec in enumerate(bundle.stages[1:]):
+        assert spec.input_layout is not None and spec.input_range is not None
+        unit = reference.run_stage(index, inputs[-1])
+        inputs.append(from_unit(unit, spec.input_layout, spec.input_range))
+    return inputs
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_build_engines_stores_a_checked_engine_per_stage(
+    bundle: Bundle, built: tuple[EngineCache, list[StageBuild]]
+) -> None:
+    cache, builds = built
+    assert [build.stage for build in builds] == [spec.name for spec in bundle.stages]
+    for build in builds:
+        assert build.precision in ("fp16", "fp32")
+        assert 0 <= build.max_abs_error <= DEFAULT_TOLERANCE
+        assert build.path.is_file() and build.path.parent == cache.folder
+        report = json.loads(build.path.with_suffix(".json").read_text())["report"]
+        assert report["precision"] == build.precision
+    assert len(list(cache.folder.glob("*.engine"))) == len(bundle.stages)
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("count", [1, MAX_BATCH, MAX_BATCH + 2])
+def test_each_stage_matches_onnx_runtime(
+    bundle: Bundle, reference: Pipeline, on_gpu: Pipeline, count: int
+) -> None:
+    for index, batch in enumerate(stage_inputs(bundle, reference, count)):
+        expected = reference.run_stage(index, batch)
+        got = on_gpu.run_stage(index, batch)
+        assert got.shape == expected.shape
+        assert np.max(np.abs(got - expected)) <= DEFAULT_TOLERANCE
+
+
+@pytest.mark.gpu
+@needs_gpu
+@pytest.mark.parametrize("count", [1, MAX_BATCH + 1])
+def test_the_chain_equals_the_stage_by_stage_host_path(
+    bundle: Bundle, reference: Pipeline, on_gpu: Pipeline, count: int
+) -> None:
+    assert on_gpu.chain is not None
+    [latents, *_] = stage_inputs(bundle, reference, count)
+    raw = on_gpu.chain.run(latents, len(bundle.stages))
+    assert raw.shape == (count, 3, 256, 256)
+    last = bundle.stages[-1]
+    chained = to_unit(raw, last.layout, last.range)
+
+    unit = on_gpu.run_stage(0, latents)
+    for index, spec in enumerate(bundle.stages[1:], 1):
+        assert spec.input_layout is not None and spec.input_range is not None
+        unit = on_gpu.run_stage(index, from_unit(unit, spec.input_layout, spec.input_range))
+    assert np.max(np.abs(chained - unit)) <= DEFAULT_TOLERANCE
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_a_second_backend_loads_the_cache_and_refuses_a_tampered_one(
+    bundle: Bundle, built: tuple[EngineCache, list[StageBuild]], tmp_path: Path
+) -> None:
+    cache, builds = built
+    stamps = {path: path.stat().st_mtime_ns for path in cache.folder.iterdir()}
+    backend = TensorRTBackend(bundle, cache)
+    try:
+        Pipeline.load(bundle, backend)
+    finally:
+        backend.close()
+    assert {path: path.stat().st_mtime_ns for path in cache.folder.iterdir()} == stamps
+
+    tampered = EngineCache(tmp_path / "engines")
+    shutil.copytree(cache.folder, tampered.folder)
+    sidecar = tampered.folder / builds[0].path.with_suffix(".json").name
+    record = json.loads(sidecar.read_text())
+    record["key"]["tensorrt_version"] = "9.0.0"
+    sidecar.write_text(json.dumps(record))
+    backend = TensorRTBackend(bundle, tampered)
+    try:
+        with pytest.raises(StaleEngine, match="another TensorRT version"):
+            Pipeline.load(bundle, backend)
+    finally:
+        backend.close()
