@@ -110,7 +110,8 @@ def run(max_rate: float, rate: float, seconds: float) -> dict[str, object]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "flood.toml"
         path.write_text(SHOW.replace("{max_rate}", f"{max_rate:g}"))
-        show, pipeline, conductor = open_show(path)
+        show, ladder, conductor = open_show(path)
+        pipeline = ladder.pipeline
     display = TickDisplay()
 
     def show_loop() -> None:

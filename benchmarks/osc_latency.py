@@ -93,7 +93,8 @@ def measure(trials: int, fps: float) -> dict[str, dict[str, float]]:
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "latency.toml"
         path.write_text(SHOW.replace("{fps}", str(fps)))
-        show, pipeline, conductor = open_show(path)
+        show, ladder, conductor = open_show(path)
+        pipeline = ladder.pipeline
     faces = {
         name: pipeline.run(keyframe(seed, 0, 100)[None])[0] for name, seed in (("a", 1), ("b", 2))
     }

@@ -14,11 +14,11 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from installation.backend import Backend
-from installation.bundle import Bundle
 from installation.conductor import Conductor
 from installation.convention import from_unit
 from installation.display import make_display
+from installation.errors import UserError, first_line
+from installation.ladder import BackendLadder
 from installation.pipeline import Pipeline
 from installation.player import play
 from installation.progress import Progress
@@ -127,23 +127,33 @@ def bench_display(pipeline: Pipeline, show: Show, fps: float, seconds: float) ->
 
 
 def run_bench(
-    bundle: Bundle,
-    backends: list[Backend],
+    ladder: BackendLadder,
     show: Show,
     batch: int,
     budget: float,
     display_seconds: float,
     fps: float,
 ) -> dict[str, list[dict[str, object]]]:
-    """Every stage on every backend at batch 1 and ``batch``, then the display loop."""
+    """Every stage on every backend of ``ladder`` that loads, at batch 1 and ``batch``, then
+    the display loop; backends that do not load are listed with the reason."""
     batches = (1, batch) if batch > 1 else (1,)
-    pipelines = [Pipeline.load(bundle, backend) for backend in backends]
+    pipelines: list[Pipeline] = []
+    skipped: list[dict[str, object]] = []
+    for rung in ladder.rungs:
+        try:
+            pipelines.append(rung.load())
+        except Exception as exc:  # the reason is the result: this backend cannot run here
+            skipped.append({"backend": rung.name, "reason": first_line(exc)})
+    if not pipelines:
+        reasons = "; ".join(f"{row['backend']}: {row['reason']}" for row in skipped)
+        raise UserError(f"no backend can run bundle {show.bundle}: {reasons}")
     steps = sum(len(p.stages) * (len(batches) + 1) for p in pipelines)
     progress = Progress("benchmarking", steps)
     stage_rows = [row for p in pipelines for row in bench_stages(p, batches, budget, progress)]
     progress.finish()
     display_rows = [bench_display(p, show, fps, display_seconds) for p in pipelines]
     return {
+        "skipped": skipped,
         "stages": [asdict(row) for row in stage_rows],
         "display": [asdict(row) for row in display_rows],
     }

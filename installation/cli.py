@@ -1,4 +1,5 @@
-"""The ``installation`` command: run, render, check and bench a show; export bundles.
+"""The ``installation`` command: run, render, check and bench a show; build its TensorRT
+engines; export bundles.
 
 Every user mistake surfaces as one line on stderr naming the file or option and what is
 wrong, with exit code 2; tracebacks are for bugs only. ``installation export`` is loaded
@@ -91,6 +92,33 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--json", action="store_true", help="print JSON instead of tables")
     bench.set_defaults(func=_bench)
 
+    build = commands.add_parser(
+        "build-engines",
+        help="build the TensorRT engines of a show's bundle for this NVIDIA GPU",
+        description="Build one TensorRT engine per stage of the show's bundle for this GPU "
+        "and TensorRT version, check each against ONNX Runtime, and cache them where "
+        "`installation run` looks for them. Run again after changing the bundle, the GPU or "
+        "TensorRT; stale engines are never used.",
+    )
+    _show_argument(build, optional=True)
+    build.add_argument(
+        "--fp32",
+        action="store_true",
+        help="build in FP32 only (default: FP16 where the GPU has it and the error is small)",
+    )
+    build.add_argument(
+        "--tolerance",
+        type=_seconds,
+        help="largest error accepted from FP16, on a 0..1 scale (default 0.02, about 5 of 255)",
+    )
+    build.add_argument(
+        "--engines",
+        type=Path,
+        metavar="DIR",
+        help="engine cache folder (default: the show's [engine] engines, else the user cache)",
+    )
+    build.set_defaults(func=_build_engines)
+
     status = commands.add_parser(
         "status", help="what the running show is doing (for staff, from a shell on the PC)"
     )
@@ -145,8 +173,8 @@ def _render(args: argparse.Namespace) -> int:
     from installation.render import render
     from installation.session import open_show
 
-    _show, pipeline, conductor = open_show(args.show)
-    count = render(pipeline, conductor, args.seconds, args.fps, args.out, args.size)
+    _show, ladder, conductor = open_show(args.show)
+    count = render(ladder.pipeline, conductor, args.seconds, args.fps, args.out, args.size)
     print(f"wrote {count} frames to {args.out}")
     return 0
 
@@ -154,24 +182,49 @@ def _render(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from installation.session import open_show
 
-    show, pipeline, _ = open_show(args.show)
+    show, ladder, _ = open_show(args.show)
+    pipeline = ladder.pipeline
     width, height = pipeline.bundle.output_size
     stages = " -> ".join(stage.spec.name for stage in pipeline.stages)
-    print(f"ok: {show.path}: bundle {pipeline.bundle.name} ({stages}), {width}x{height} frames")
+    print(
+        f"ok: {show.path}: bundle {pipeline.bundle.name} ({stages}), {width}x{height} frames, "
+        f"on {ladder.name}"
+    )
+    return 0
+
+
+def _build_engines(args: argparse.Namespace) -> int:
+    from installation.gpu.build import DEFAULT_TOLERANCE, build_engines
+    from installation.gpu.cuda import GpuUnavailable
+    from installation.gpu.engine_cache import EngineCache, default_cache_dir
+    from installation.session import load_parts
+
+    show, bundle, _conductor = load_parts(args.show)
+    folder = args.engines or show.engine.engines or default_cache_dir()
+    try:
+        builds = build_engines(
+            bundle,
+            EngineCache(folder),
+            precision="fp32" if args.fp32 else "auto",
+            tolerance=args.tolerance or DEFAULT_TOLERANCE,
+        )
+    except GpuUnavailable as exc:
+        raise UserError(f"build-engines needs an NVIDIA GPU with TensorRT: {exc}") from None
+    print(f"built {len(builds)} engines for {bundle.name} in {folder}")
     return 0
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from installation.backend import available_backends
     from installation.bench import format_table, run_bench
+    from installation.ladder import ladder_for
     from installation.session import load_parts
 
     if args.batch < 1:
         raise UserError(f"--batch: expected a positive integer, got {args.batch}")
     show, bundle, _conductor = load_parts(args.show)
+    engine = show.engine
     report = run_bench(
-        bundle,
-        available_backends(show.engine.threads or None),
+        ladder_for(bundle, "auto", engine.threads or None, engine.engines),
         show,
         args.batch,
         args.budget,
@@ -181,6 +234,8 @@ def _bench(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(report, indent=2))
     else:
+        for row in report["skipped"]:
+            print(f"skipped {row['backend']}: {row['reason']}")
         print(format_table(report["stages"]))
         print()
         print(format_table(report["display"]))

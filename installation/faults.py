@@ -10,8 +10,11 @@ so that a test, or a technician commissioning a kiosk, can watch it recover::
                                           and exits 1, and systemd restarts it
     INSTALLATION_FAULTS=worker-hang@60    inference hangs for good after 60 s: the watchdog
                                           pings stop, and systemd restarts the service
-    INSTALLATION_FAULTS=gpu-start         the GPU backend fails at start (tried even where
-                                          there is none): the CPU backend takes over
+    INSTALLATION_FAULTS=gpu-start         the GPU backends fail at start (tried even where
+                                          there are none): the CPU backend takes over
+    INSTALLATION_FAULTS=backend-crash@60  the backend the show started on fails for good 60 s
+                                          after it started: the show drops to the next
+                                          backend of the ladder (installation.ladder)
 
 Several faults are separated by commas (``worker-crash@10,worker-crash@20``). The runtime
 warns loudly while any is set, so a drill is never left on by accident.
@@ -34,7 +37,10 @@ from installation.pipeline import Pipeline
 log = logging.getLogger(__name__)
 
 FAULTS_ENV = "INSTALLATION_FAULTS"
-_USAGE = "expected gpu-start, worker-crash[@SECONDS] or worker-hang[@SECONDS], comma-separated"
+_USAGE = (
+    "expected gpu-start, backend-crash[@SECONDS], worker-crash[@SECONDS] or "
+    "worker-hang[@SECONDS], comma-separated"
+)
 
 
 class DeliberateFault(RuntimeError):
@@ -49,10 +55,16 @@ class Faults:
     crash_at: tuple[float, ...] = ()
     crash_always: bool = False
     hang_at: float | None = None
+    backend_crash_at: float | None = None
 
     @property
     def in_worker(self) -> bool:
-        return bool(self.crash_at) or self.crash_always or self.hang_at is not None
+        return (
+            bool(self.crash_at)
+            or self.crash_always
+            or self.hang_at is not None
+            or self.backend_crash_at is not None
+        )
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str] = os.environ) -> Faults:
@@ -60,7 +72,7 @@ class Faults:
         if not text:
             return cls()
         log.warning("%s=%s: deliberate faults are active", FAULTS_ENV, text)
-        gpu_start, crash_always, crash_at, hang_at = False, False, [], None
+        gpu_start, crash_always, crash_at, hang_at, backend_at = False, False, [], None, None
         for item in (part.strip() for part in text.split(",")):
             name, at, seconds = item.partition("@")
             when = _seconds(item, seconds) if at else None
@@ -72,9 +84,11 @@ class Faults:
                 crash_at.append(when)
             elif name == "worker-hang":
                 hang_at = when or 0.0
+            elif name == "backend-crash":
+                backend_at = when or 0.0
             else:
                 raise UserError(f"{FAULTS_ENV}: unknown fault {item!r}: {_USAGE}")
-        return cls(gpu_start, tuple(sorted(crash_at)), crash_always, hang_at)
+        return cls(gpu_start, tuple(sorted(crash_at)), crash_always, hang_at, backend_at)
 
 
 def _seconds(item: str, text: str) -> float:
@@ -97,7 +111,7 @@ class FaultyPipeline(Pipeline):
     def __init__(
         self, pipeline: Pipeline, faults: Faults, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        super().__init__(pipeline.bundle, pipeline.stages, pipeline.backend_name)
+        super().__init__(pipeline.bundle, pipeline.stages, pipeline.backend_name, pipeline.chain)
         self.faults = faults
         self._clock = clock
         self._started = clock()
@@ -109,6 +123,9 @@ class FaultyPipeline(Pipeline):
         elapsed = self._clock() - self._started
         if self.faults.crash_always:
             raise DeliberateFault("deliberate fault: worker-crash")
+        crash = self.faults.backend_crash_at
+        if crash is not None and elapsed >= crash:
+            raise DeliberateFault(f"deliberate fault: backend-crash@{crash:g}")
         with self._lock:
             due = self._crashes[0] if self._crashes and self._crashes[0] <= elapsed else None
             if due is not None:

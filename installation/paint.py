@@ -40,8 +40,11 @@ class FramePlan:
         return Layer(layer.latent, layer.stages)
 
 
-def paint(pipeline: Pipeline, plans: Sequence[FramePlan]) -> list[np.ndarray]:
-    """One H x W x 3 uint8 picture per plan.
+def paint(
+    pipeline: Pipeline, plans: Sequence[FramePlan], cap: int | None = None
+) -> list[np.ndarray]:
+    """One H x W x 3 uint8 picture per plan, no layer running more than ``cap`` stages
+    (adaptive quality; None: as many as each layer asks for).
 
     Layers that stop at the same stage go through the pipeline as one batch. Layers of
     different sizes (scenes with different stage counts) are mixed at the larger size.
@@ -49,7 +52,7 @@ def paint(pipeline: Pipeline, plans: Sequence[FramePlan]) -> list[np.ndarray]:
     groups: dict[int | None, list[tuple[int, int]]] = defaultdict(list)
     for p, plan in enumerate(plans):
         for k, layer in enumerate(plan.layers):
-            groups[layer.stages].append((p, k))
+            groups[stages_to_run(layer, cap)].append((p, k))
     images: dict[tuple[int, int], np.ndarray] = {}
     for stages, members in groups.items():
         latents = np.stack([plans[p].layers[k].latent for p, k in members])
@@ -58,6 +61,13 @@ def paint(pipeline: Pipeline, plans: Sequence[FramePlan]) -> list[np.ndarray]:
     return [
         _mix(plan, [images[p, k] for k in range(len(plan.layers))]) for p, plan in enumerate(plans)
     ]
+
+
+def stages_to_run(layer: Layer, cap: int | None) -> int | None:
+    """The stages ``layer`` runs under ``cap`` (None: all the pipeline has)."""
+    if cap is None:
+        return layer.stages
+    return cap if layer.stages is None else min(layer.stages, cap)
 
 
 def _mix(plan: FramePlan, pictures: list[np.ndarray]) -> np.ndarray:

@@ -21,7 +21,9 @@ from installation.conductor import Conductor
 from installation.display import Display
 from installation.display.base import Action
 from installation.frames import FrameQueue, Pick
+from installation.ladder import BackendLadder
 from installation.pipeline import Pipeline
+from installation.quality import AdaptiveQuality
 from installation.service.lifecycle import Service
 from installation.service.supervisor import WorkerSupervisor
 from installation.worker import InferenceWorker
@@ -76,15 +78,28 @@ class ShowClock:
 
 def play(
     display: Display,
-    pipeline: Pipeline,
+    engine: Pipeline | BackendLadder,
     conductor: Conductor,
     fps: float,
     lead: float,
     duration: float | None = None,
     service: Service | None = None,
+    quality: AdaptiveQuality | None = None,
 ) -> RunResult:
     """Run the show on an open display until quit, ``duration`` seconds, the ``service``
-    finishing a stop (SIGTERM), or the supervisor giving up on the inference worker."""
+    finishing a stop (SIGTERM), or the supervisor giving up on the inference worker.
+
+    ``engine`` is a started ladder (inference drops to its next backend when one fails) or
+    one pipeline; ``quality`` caps the stages frames run (None: all the scenes ask for).
+    """
+    ladder = engine if isinstance(engine, BackendLadder) else BackendLadder.holding(engine)
+
+    def fall(error: BaseException) -> bool:
+        moved = ladder.fall(error)
+        if moved and quality is not None:
+            quality.reset()
+        return moved
+
     clock = ShowClock()
     capacity = max(4, int(lead * fps) + 4)
     queue = FrameQueue(capacity)
@@ -92,7 +107,10 @@ def play(
     conductor.on_cut(queue.invalidate)
     serials = itertools.count()
     worker = WorkerSupervisor(
-        lambda: InferenceWorker(pipeline, conductor.plans_at, queue, clock, fps, lead, serials)
+        lambda: InferenceWorker(
+            ladder.pipeline, conductor.plans_at, queue, clock, fps, lead, serials, quality
+        ),
+        fallback=fall,
     )
     stats = LoopStats(budget=1.0 / fps)
     service = service or Service()

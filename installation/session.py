@@ -14,9 +14,10 @@ from installation.bundle import Bundle, load_bundle
 from installation.conductor import Conductor
 from installation.control import ShowControl
 from installation.display import make_display
-from installation.engine import start_pipeline
-from installation.pipeline import Pipeline
+from installation.ladder import BackendLadder, ladder_for
 from installation.player import play
+from installation.quality import AdaptiveQuality, QualityPolicy
+from installation.service.health import Record
 from installation.service.lifecycle import Service
 from installation.show import Show, check_show_bundle, load_show
 
@@ -31,29 +32,40 @@ def load_parts(show_path: Path | None) -> tuple[Show, Bundle, Conductor]:
     return show, bundle, Conductor(show, bundle.latent_size, bundle.latent_distribution)
 
 
-def open_show(show_path: Path | None) -> tuple[Show, Pipeline, Conductor]:
-    """As ``load_parts``, with every stage loaded and checked on the GPU, or the CPU."""
+def open_show(show_path: Path | None) -> tuple[Show, BackendLadder, Conductor]:
+    """As ``load_parts``, with every stage loaded and checked on the best backend that
+    works (the show's ``[engine] backend``)."""
     show, bundle, conductor = load_parts(show_path)
-    return show, start_pipeline(bundle, show.engine.threads or None), conductor
+    engine = show.engine
+    ladder = ladder_for(bundle, engine.backend, engine.threads or None, engine.engines)
+    ladder.start()
+    return show, ladder, conductor
 
 
 def run_show(show_path: Path | None, mode: str | None, duration: float | None) -> int:
     """Play a show until quit or ``duration``; the exit code for the command line."""
-    show, pipeline, conductor = open_show(show_path)
+    show, ladder, conductor = open_show(show_path)
+    quality = _quality(show, ladder)
     display = make_display(mode or show.display.mode, _window_size(show, mode))
     display.open(show.title)
     log.info("playing %s on %s", show.path, display.description)
-    service = Service.for_run(show, pipeline.backend_name, lambda: conductor.status().scene)
+
+    def engine() -> Record:
+        stages = {"used": quality.cap, "of": quality.full, "quality": show.engine.quality}
+        return {"backend": ladder.name, "stages": stages}
+
+    service = Service.for_run(show, engine, lambda: conductor.status().scene)
     try:
-        with ShowControl(show, conductor, len(pipeline.stages), service.reload):
+        with ShowControl(show, conductor, quality.full, service.reload):
             result = play(
                 display,
-                pipeline,
+                ladder,
                 conductor,
                 show.display.fps,
                 show.engine.lead,
                 duration,
                 service,
+                quality,
             )
     finally:
         display.close()
@@ -74,6 +86,13 @@ def run_show(show_path: Path | None, mode: str | None, duration: float | None) -
         log.error("stopped because the inference worker failed: %s", result.error)
         return 1
     return 0
+
+
+def _quality(show: Show, ladder: BackendLadder) -> AdaptiveQuality:
+    """The show's quality setting over the stages of its bundle, named with their sizes."""
+    labels = [f"{s.spec.name} ({s.spec.output_size[0]} px)" for s in ladder.pipeline.stages]
+    policy = QualityPolicy(min_rate=show.engine.min_rate)
+    return AdaptiveQuality(labels, policy, adaptive=show.engine.quality == "adaptive")
 
 
 def _window_size(show: Show, mode: str | None) -> tuple[int, int] | None:

@@ -18,6 +18,9 @@ from installation.scenes import Scene, check_stages, parse_scenes
 from installation.tomlfile import Section, TomlDocument, read_toml
 
 DISPLAY_MODES = ("fullscreen", "windowed", "headless")
+#: "auto" walks the fallback ladder (installation.ladder); the others pin one backend.
+BACKENDS = ("auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
+QUALITIES = ("adaptive", "full")
 DEFAULT_SHOW = Path(__file__).resolve().parent.parent / "shows" / "default.toml"
 
 
@@ -32,6 +35,13 @@ class DisplaySettings:
 class EngineSettings:
     threads: int = 0
     lead: float = 0.1
+    backend: str = "auto"
+    #: Where ``installation build-engines`` put the TensorRT engines; None: the default cache.
+    engines: Path | None = None
+    #: "adaptive" drops the last refinement stage while generation is slower than
+    #: ``min_rate`` frames per second (installation.quality); "full" never does.
+    quality: str = "adaptive"
+    min_rate: float = 24.0
 
 
 @dataclass(frozen=True)
@@ -56,7 +66,7 @@ def load_show(path: Path | None) -> Show:
     title = root.get("title", str, path.stem)
     bundle = path.parent / root.get("bundle", str)
     display = _display(root.table("display")) if root.has("display") else DisplaySettings()
-    engine = _engine(root.table("engine")) if root.has("engine") else EngineSettings()
+    engine = _engine(root.table("engine"), path.parent) if root.has("engine") else EngineSettings()
     osc = parse_osc(root.table("osc")) if root.has("osc") else OscSettings()
     scenes = parse_scenes(root.tables("scenes"))
     hours = opening_hours(root)
@@ -82,14 +92,18 @@ def _display(section: Section) -> DisplaySettings:
     return DisplaySettings(mode, fps, (width, height))
 
 
-def _engine(section: Section) -> EngineSettings:
+def _engine(section: Section, folder: Path) -> EngineSettings:
     default = EngineSettings()
     threads = section.get("threads", int, default.threads)
     if not 0 <= threads <= 64:
         raise section.error("threads", f"expected 0 (all cores, up to 4) to 64, got {threads}")
     lead = _positive(section, "lead", default.lead, upper=2.0)
+    backend = section.choice("backend", BACKENDS, default.backend)
+    engines = folder / section.get("engines", str) if section.has("engines") else None
+    quality = section.choice("quality", QUALITIES, default.quality)
+    min_rate = _positive(section, "min_rate", default.min_rate, upper=240.0)
     section.finish()
-    return EngineSettings(threads, lead)
+    return EngineSettings(threads, lead, backend, engines, quality, min_rate)
 
 
 def _positive(section: Section, key: str, default: float, upper: float) -> float:

@@ -18,8 +18,9 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from installation.frames import Frame, FrameQueue
-from installation.paint import FramePlan, paint
+from installation.paint import FramePlan, paint, stages_to_run
 from installation.pipeline import Pipeline
+from installation.quality import AdaptiveQuality
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,8 @@ class InferenceWorker:
     ``queue`` (the conductor's ``plans_at``, for example).
 
     ``serials`` numbers the frames; it is shared by every worker of a run, so a restarted
-    worker never reuses a serial that the display still has a texture cached for.
+    worker never reuses a serial that the display still has a texture cached for. So is
+    ``quality``, which hears how long each frame took and caps the stages frames run.
     """
 
     def __init__(
@@ -43,6 +45,7 @@ class InferenceWorker:
         fps: float,
         lead: float,
         serials: Iterator[int],
+        quality: AdaptiveQuality | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.plans_at = plans_at
@@ -51,6 +54,7 @@ class InferenceWorker:
         self.fps = fps
         self.lead = lead
         self.serials = serials
+        self.quality = quality
         self.generated = 0
         self.skipped = 0
         self.error: BaseException | None = None
@@ -102,9 +106,14 @@ class InferenceWorker:
 
     def _generate(self, index: int, epoch: int) -> None:
         t = index / self.fps
+        plans = self.plans_at([t])
+        cap = self.quality.cap if self.quality else None
         started = time.perf_counter()
-        image = paint(self.pipeline, self.plans_at([t]))[0]
+        image = paint(self.pipeline, plans, cap)[0]
         elapsed = time.perf_counter() - started
+        if self.quality and len(plans[0].layers) == 1:  # a crossfade's two pictures cost double
+            stages = stages_to_run(plans[0].layers[0], cap)
+            self.quality.record(elapsed, stages or len(self.pipeline.stages))
         self._latency = elapsed if self.generated == 0 else 0.9 * self._latency + 0.1 * elapsed
         # A frame begun before a cut belongs to an ended epoch: the queue drops it.
         self.queue.put([Frame(t, image, next(self.serials))], epoch)

@@ -8,15 +8,28 @@ from __future__ import annotations
 
 import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
+
+from installation.bundle import Bundle
+from installation.conductor import Conductor
+from installation.session import load_parts
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHOW = ROOT / "shows" / "default.toml"
 DEFAULT_BUNDLE = ROOT / "bundles" / "faces-256"
+
+
+def brisk_conductor(hold: float, morph: float) -> tuple[Bundle, Conductor]:
+    """The default show's bundle, and a conductor for its first scene with short ``hold``
+    and ``morph`` times, so that a test of a few seconds sees several faces."""
+    show, bundle, _ = load_parts(DEFAULT_SHOW)
+    show = replace(show, scenes=(replace(show.scenes[0], hold=hold, morph=morph),))
+    return bundle, Conductor(show, bundle.latent_size, bundle.latent_distribution)
 
 
 @pytest.fixture

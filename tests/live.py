@@ -62,7 +62,8 @@ class LiveShow:
     """Context manager: the show running, ``client`` aimed at its OSC port."""
 
     def __init__(self, show: Path, seconds: float = 30.0) -> None:
-        self.show, self.pipeline, self.conductor = open_show(show)
+        self.show, self.ladder, self.conductor = open_show(show)
+        self.pipeline = self.ladder.pipeline
         self.display = ProbeDisplay()
         self.control = ShowControl(self.show, self.conductor, len(self.pipeline.stages))
         self.seconds = seconds

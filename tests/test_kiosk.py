@@ -71,10 +71,14 @@ def test_sigterm_exits_zero_within_two_seconds(tmp_path: Path, notify_socket: No
         while not notify_socket.times_of("READY") and time.monotonic() < deadline:
             time.sleep(0.05)
         assert notify_socket.times_of("READY"), "READY=1 never came"
-        wait_for_record(runtime, lambda r: r["state"] == "playing")
+        record = wait_for_record(runtime, lambda r: r["state"] == "playing")
+        stages = record["stages"]
+        assert (stages["of"], stages["quality"]) == (2, "adaptive") and stages["used"] in (1, 2)
         status = installation(environ, "status")
         assert status.returncode == 0, status.stdout + status.stderr
         assert status.stdout.startswith(f"installation: playing, pid {child.pid}, up ")
+        assert f"generated on {record['backend']}, " in status.stdout
+        assert " of 2 stages (adaptive)" in status.stdout
         sent = time.monotonic()
         child.send_signal(signal.SIGTERM)
         returncode = child.wait(timeout=10)
@@ -139,8 +143,10 @@ def test_gpu_failing_at_start_falls_back_to_the_cpu(tmp_path: Path) -> None:
         environment(tmp_path, **{FAULTS_ENV: "gpu-start"}), "check", str(DEFAULT_SHOW)
     )
     assert completed.returncode == 0, completed.stderr
-    assert "GPU BACKEND FAILED AT START, FALLING BACK TO THE CPU BACKEND" in completed.stderr
+    assert "INFERENCE RUNS ON ONNXRUNTIME-CPU, NOT ON THE BEST BACKEND" in completed.stderr
+    assert "onnxruntime-cuda: deliberate fault: gpu-start" in completed.stderr
     assert completed.stdout.startswith("ok: ")
+    assert completed.stdout.rstrip().endswith("on onnxruntime-cpu")
 
 
 def test_a_mistyped_fault_is_one_line_and_exit_two(tmp_path: Path) -> None:

@@ -6,22 +6,19 @@ import hashlib
 import itertools
 import subprocess
 import sys
-import time
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEFAULT_SHOW
+from conftest import DEFAULT_SHOW, brisk_conductor
+from slow import SlowBackend
 
-from installation.backend import CPU, LoadedStage, OnnxRuntimeBackend
+from installation.backend import CPU, OnnxRuntimeBackend
 from installation.cli import main
-from installation.conductor import Conductor
 from installation.display import HeadlessDisplay
 from installation.frames import Frame
 from installation.pipeline import Pipeline
 from installation.player import play
-from installation.session import load_parts
 
 
 class RecordingDisplay(HeadlessDisplay):
@@ -38,34 +35,8 @@ class RecordingDisplay(HeadlessDisplay):
         self.blends.append(b is not None)
 
 
-class SlowStage(LoadedStage):
-    """A real ONNX Runtime stage that takes at least ``delay`` seconds, like a weak machine."""
-
-    def __init__(self, inner: LoadedStage, delay: float) -> None:
-        self.inner = inner
-        self.delay = delay
-        self.inputs = inner.inputs
-        self.outputs = inner.outputs
-
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        time.sleep(self.delay)
-        return self.inner.run(batch)
-
-
-class SlowBackend(OnnxRuntimeBackend):
-    def __init__(self, delay: float) -> None:
-        super().__init__(CPU, threads=1)
-        self.delay = delay
-
-    def load(self, path: Path) -> LoadedStage:
-        return SlowStage(super().load(path), self.delay)
-
-
 def played(backend: OnnxRuntimeBackend, seconds: float) -> tuple[RecordingDisplay, object]:
-    show, bundle, _conductor = load_parts(DEFAULT_SHOW)
-    scene = replace(show.scenes[0], hold=0.5, morph=1.0)  # several faces within a short test
-    show = replace(show, scenes=(scene,))
-    conductor = Conductor(show, bundle.latent_size, bundle.latent_distribution)
+    bundle, conductor = brisk_conductor(hold=0.5, morph=1.0)
     pipeline = Pipeline.load(bundle, backend)
     display = RecordingDisplay()
     display.open("test")

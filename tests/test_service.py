@@ -23,10 +23,10 @@ from conftest import DEFAULT_SHOW
 from service_helpers import NotifySocket, ended_pid
 
 from installation.display import HeadlessDisplay
-from installation.engine import start_pipeline
 from installation.faults import Faults, FaultyPipeline
 from installation.frames import Frame
 from installation.hours import DAY, OpeningHours, Span
+from installation.ladder import ladder_for
 from installation.player import RunResult, play
 from installation.service.health import read_status, write_status
 from installation.service.lifecycle import STOP_FADE, Service
@@ -63,7 +63,7 @@ def run(
     pipeline_faults: Faults, seconds: float, service: Service
 ) -> tuple[TimedDisplay, RunResult]:
     show, bundle, conductor = load_parts(DEFAULT_SHOW)
-    pipeline = start_pipeline(bundle, None, pipeline_faults)
+    pipeline = ladder_for(bundle, "onnxruntime-cpu", None, None, pipeline_faults).start()
     display = TimedDisplay()
     display.open("test")
     try:
@@ -87,7 +87,7 @@ def notify_socket(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[N
 
 
 def service(**kwargs: object) -> Service:
-    return Service(ShowInfo("show.toml", "test", "onnxruntime-cpu"), **kwargs)  # type: ignore[arg-type]
+    return Service(ShowInfo("show.toml", "test"), **kwargs)  # type: ignore[arg-type]
 
 
 def test_ready_comes_with_the_first_frame_not_before(notify_socket: NotifySocket) -> None:
@@ -95,7 +95,7 @@ def test_ready_comes_with_the_first_frame_not_before(notify_socket: NotifySocket
     # must hear neither READY nor a watchdog ping however long the program has been up.
     faults = Faults(hang_at=0.0)
     _show, bundle, conductor = load_parts(DEFAULT_SHOW)
-    pipeline = start_pipeline(bundle, None, faults)
+    pipeline = ladder_for(bundle, "onnxruntime-cpu", None, None, faults).start()
     assert isinstance(pipeline, FaultyPipeline)
     released: list[float] = []
 

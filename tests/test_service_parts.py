@@ -82,6 +82,7 @@ def record(pid: int, updated: float) -> dict[str, object]:
         "show": "/opt/installation/show/show.toml",
         "title": "Imaginary faces",
         "backend": "onnxruntime-cpu",
+        "stages": {"used": 1, "of": 2, "quality": "adaptive"},
         "scene": "dawn",
         "started": updated - 90061,
         "updated": updated,
@@ -105,7 +106,10 @@ def test_status_record_round_trip_and_report(tmp_path: Path) -> None:
     lines = report.splitlines()
     assert lines[0] == f"installation: playing, pid {os.getpid()}, up 1 d 01:01:01"
     assert "  scene       dawn" in lines
-    assert "  frames/s    59.9 shown (target 60), 31.2 generated on onnxruntime-cpu" in lines
+    assert (
+        "  frames/s    59.9 shown (target 60), 31.2 generated on onnxruntime-cpu, "
+        "1 of 2 stages (adaptive)"
+    ) in lines
     assert "  frames      5400000 shown, 12 dropped (0.00%), 340 skipped by inference" in lines
     assert "  hours       open, closes Tue 2026-06-02 18:00" in lines
     assert "  restarts    2 of the inference worker, 1 of the program" in lines

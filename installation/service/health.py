@@ -132,7 +132,7 @@ def format_status(record: Record, now: float | None = None) -> str:
     fps = record["fps"]
     rates = (
         f"{fps['shown']:.1f} shown (target {fps['target']:g}), "
-        f"{fps['generated']:.1f} generated on {record['backend']}"
+        f"{fps['generated']:.1f} generated on {record['backend']}{_stages(record)}"
     )
     frames = record["frames"]
     shown = frames["shown"]
@@ -156,6 +156,14 @@ def format_status(record: Record, now: float | None = None) -> str:
         ("updated", f"{duration(age)} ago"),
     ]
     return "\n".join([headline, *(f"  {name:<11} {value}" for name, value in rows)])
+
+
+def _stages(record: Record) -> str:
+    """ ", 1 of 2 stages (adaptive)" where the record says how many stages frames use."""
+    stages = record.get("stages")
+    if not stages:
+        return ""
+    return f", {stages['used']} of {stages['of']} stages ({stages['quality']})"
 
 
 def _hours(hours: Record) -> str:

@@ -20,7 +20,7 @@ from typing import Any
 
 from installation.hours import ALWAYS_OPEN, OpeningHours
 from installation.service.dimmer import Dimmer
-from installation.service.health import status_file
+from installation.service.health import Record, status_file
 from installation.service.monitor import STALL_LIMIT, LoopProgress, Monitor, ShowInfo
 from installation.service.notify import Notifier
 from installation.service.supervisor import WorkerSupervisor
@@ -51,15 +51,17 @@ class Service:
         notifier: Notifier | None = None,
         status_path: Path | None = None,
         scene: Callable[[], str] = lambda: "-",
+        engine: Callable[[], Record] = lambda: {"backend": "-"},
         handle_signals: bool = False,
         wall_clock: Callable[[], datetime] = local_now,
         stall_limit: float = STALL_LIMIT,
     ) -> None:
-        self.info = info or ShowInfo(path="-", title="-", backend="-")
+        self.info = info or ShowInfo(path="-", title="-")
         self.hours = hours
         self.notifier = notifier or Notifier()
         self.status_path = status_path
         self.scene = scene
+        self.engine = engine
         self.handle_signals = handle_signals
         self.wall_clock = wall_clock
         self.stall_limit = stall_limit
@@ -70,15 +72,17 @@ class Service:
         self._errors = _LastError(self)
 
     @classmethod
-    def for_run(cls, show: Show, backend: str, scene: Callable[[], str]) -> Service:
+    def for_run(cls, show: Show, engine: Callable[[], Record], scene: Callable[[], str]) -> Service:
         """The service of ``installation run``: systemd when it started us, the health
-        record for ``installation status``, the show's opening hours, SIGTERM handled."""
+        record for ``installation status`` (``engine`` says the backend and stages in use),
+        the show's opening hours, SIGTERM handled."""
         return cls(
-            ShowInfo(str(show.path), show.title, backend),
+            ShowInfo(str(show.path), show.title),
             hours=show.hours,
             notifier=Notifier.from_environment(),
             status_path=status_file(),
             scene=scene,
+            engine=engine,
             handle_signals=True,
         )
 
@@ -117,6 +121,7 @@ class Service:
             self.hours,
             self.status_path,
             self.scene,
+            self.engine,
             self._stopping,
             self.wall_clock,
             self.stall_limit,

@@ -52,7 +52,6 @@ class ShowInfo:
 
     path: str
     title: str
-    backend: str
 
 
 class LoopProgress(Protocol):
@@ -75,6 +74,7 @@ class Monitor:
         hours: OpeningHours,
         status_path: Path | None,
         scene: Callable[[], str],
+        engine: Callable[[], Record],
         stopping: threading.Event,
         wall_clock: Callable[[], datetime],
         stall_limit: float = STALL_LIMIT,
@@ -88,6 +88,7 @@ class Monitor:
         self.hours = hours
         self.status_path = status_path
         self.scene = scene
+        self.engine = engine
         self.stopping = stopping
         self.wall_clock = wall_clock
         self.stall_limit = stall_limit
@@ -245,7 +246,7 @@ class Monitor:
             "state": self.state(final),
             "show": self.info.path,
             "title": self.info.title,
-            "backend": self.info.backend,
+            **self.engine(),
             "scene": self.scene(),
             "started": self.started_wall,
             "updated": time.time(),

@@ -5,8 +5,11 @@ An exception in inference (a driver hiccup, memory briefly short) must not end a
 for weeks: the worker is restarted after a short pause that doubles with each failure, while
 the display holds the frames it has. When failures keep coming, restarting inside the process
 is not helping, and the supervisor gives up so that the process exits non-zero and systemd
-starts a fresh one. All of this happens on the supervisor's own thread, because joining a
-worker can take as long as one inference and the display loop must never wait for it.
+starts a fresh one. A failure may also be the backend's (a GPU engine gone bad): ``fallback``
+then moves the show down the backend ladder and the worker restarts at once on the next
+backend, without counting towards giving up. All of this happens on the supervisor's own
+thread, because joining a worker (or loading the next backend) can take as long as one
+inference and the display loop must never wait for it.
 """
 
 from __future__ import annotations
@@ -50,15 +53,18 @@ class WorkerState(StrEnum):
 class WorkerSupervisor:
     """Runs workers from ``make_worker`` one at a time; offers the worker's counters and an
     ``error`` that is only set once it has given up, so the show loop can treat it as one
-    worker that never dies."""
+    worker that never dies. ``fallback(error)`` (installation.ladder's ``fall``) returns
+    True when it moved inference to another backend after ``error``."""
 
     def __init__(
         self,
         make_worker: Callable[[], InferenceWorker],
         policy: RestartPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
+        fallback: Callable[[BaseException], bool] | None = None,
     ) -> None:
         self._make_worker = make_worker
+        self._fallback = fallback
         self.policy = policy or RestartPolicy()
         self._clock = clock
         self.error: BaseException | None = None
@@ -158,6 +164,10 @@ class WorkerSupervisor:
 
     def _failed(self, error: BaseException, now: float) -> None:
         self._retire(timeout=0.0)
+        if self._fallback is not None and self._fallback(error):
+            self._retry_at = self._clock()
+            self._state = WorkerState.RESTARTING
+            return
         message = f"{type(error).__name__}: {error}"
         self._failures.append(now)
         recent = sum(1 for t in self._failures if now - t <= self.policy.window)

@@ -1,0 +1,190 @@
+"""The fallback ladder: the best backend that works, and the next one down when it stops working.
+
+An exhibition PC must show something even when its GPU path is broken (engines never built or
+built for another TensorRT, a driver update gone wrong, a CUDA library missing, memory taken by
+another program): a slower show is better than a black screen. ``backend = "auto"`` tries
+TensorRT, then ONNX Runtime's CUDA provider, then its CPU provider, and proves each with one
+frame before trusting it. A silent fallback would only be noticed weeks later as a lower frame
+rate, so the choice is logged once with the reason every better backend was passed over, as an
+error in capitals when one of them exists on this machine but failed. A backend that fails
+while the show runs drops the show to the next rung: the supervisor asks ``fall`` for it while
+the display holds its last frames.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from installation.backend import CPU, CUDA, OnnxRuntimeBackend
+from installation.bundle import Bundle
+from installation.errors import UserError, first_line
+from installation.faults import DeliberateFault, Faults, FaultyPipeline
+from installation.pipeline import Pipeline
+
+log = logging.getLogger(__name__)
+
+TENSORRT = "tensorrt"
+ORT_CUDA = "onnxruntime-cuda"
+ORT_CPU = "onnxruntime-cpu"
+#: Best first.
+LADDER = (TENSORRT, ORT_CUDA, ORT_CPU)
+
+
+class Absent(UserError):
+    """A backend this machine does not have at all (no GPU, TensorRT not installed), as
+    opposed to one that is there and failed: the first is normal on a PC without an NVIDIA
+    card, the second is a fault someone should fix."""
+
+
+@dataclass(frozen=True)
+class Rung:
+    """One backend of the ladder: its name and how to load the bundle on it."""
+
+    name: str
+    load: Callable[[], Pipeline]
+
+
+class BackendLadder:
+    """The pipeline the show runs on now, and the rungs below it to fall to."""
+
+    def __init__(self, rungs: Sequence[Rung], faults: Faults | None = None) -> None:
+        if not rungs:
+            raise ValueError("a ladder needs at least one rung")
+        self.rungs = tuple(rungs)
+        self.faults = faults or Faults()
+        self._index = -1
+        self._pipeline: Pipeline | None = None
+        self._lock = threading.Lock()
+
+    @classmethod
+    def holding(cls, pipeline: Pipeline) -> BackendLadder:
+        """A ladder of one rung that is already loaded (tests, benchmarks, offline use)."""
+        ladder = cls([Rung(pipeline.backend_name, lambda: pipeline)])
+        ladder._index, ladder._pipeline = 0, pipeline
+        return ladder
+
+    @property
+    def pipeline(self) -> Pipeline:
+        with self._lock:
+            if self._pipeline is None:
+                raise RuntimeError("the ladder has not been started")
+            return self._pipeline
+
+    @property
+    def name(self) -> str:
+        """The backend in use, for logs and the health record."""
+        with self._lock:
+            return self.rungs[self._index].name if self._index >= 0 else "-"
+
+    def start(self) -> Pipeline:
+        """Load the bundle on the best rung that runs a frame; UserError if none does."""
+        reasons = self._climb(0)
+        if self._pipeline is None:
+            raise UserError("no backend can run this bundle: " + _joined(reasons))
+        self._announce(reasons)
+        return self._pipeline
+
+    def fall(self, error: BaseException) -> bool:
+        """After inference failed with ``error``: move to the next rung that works and return
+        True, or False on the last rung (then the supervisor restarts or gives up as usual)."""
+        if self._index + 1 >= len(self.rungs):
+            return False
+        failed = self.name
+        log.error(
+            "BACKEND %s FAILED WHILE RUNNING, DROPPING TO THE NEXT BACKEND (the screen holds "
+            "meanwhile; the show will run slower): %s: %s",
+            failed.upper(),
+            type(error).__name__,
+            first_line(error),
+        )
+        reasons = self._climb(self._index + 1)
+        if self._index < 0 or self.rungs[self._index].name == failed:
+            return False
+        self._announce([(failed, error), *reasons])
+        return True
+
+    def _climb(self, start: int) -> list[tuple[str, BaseException]]:
+        """Try the rungs from ``start`` down; keep the first that works. Returns why each
+        rung before it did not."""
+        reasons: list[tuple[str, BaseException]] = []
+        for index in range(start, len(self.rungs)):
+            rung = self.rungs[index]
+            try:
+                pipeline = self._load(rung, last=index == len(self.rungs) - 1, first=start == 0)
+            except Exception as exc:  # whatever a driver raises, the next rung may still work
+                reasons.append((rung.name, exc))
+                continue
+            with self._lock:
+                self._index, self._pipeline = index, pipeline
+            return reasons
+        return reasons
+
+    def _load(self, rung: Rung, last: bool, first: bool) -> Pipeline:
+        if self.faults.gpu_start and rung.name != ORT_CPU:
+            raise DeliberateFault("deliberate fault: gpu-start")
+        pipeline = rung.load()
+        if not last:  # a rung with a rung below it must prove itself before the show trusts it
+            pipeline.run(np.zeros((1, pipeline.bundle.latent_size), dtype=np.float32))
+        faults = self.faults if first else replace(self.faults, backend_crash_at=None)
+        return FaultyPipeline(pipeline, faults) if faults.in_worker else pipeline
+
+    def _announce(self, reasons: list[tuple[str, BaseException]]) -> None:
+        if not reasons:
+            log.info("inference runs on %s", self.name)
+            return
+        why = _joined(reasons)
+        if all(isinstance(error, Absent) for _, error in reasons):
+            log.warning("inference runs on %s (%s)", self.name, why)
+        else:
+            log.error(
+                "INFERENCE RUNS ON %s, NOT ON THE BEST BACKEND (expect a lower frame rate): %s",
+                self.name.upper(),
+                why,
+            )
+
+
+def _joined(reasons: list[tuple[str, BaseException]]) -> str:
+    return "; ".join(f"{name}: {first_line(error)}" for name, error in reasons)
+
+
+def ladder_for(
+    bundle: Bundle,
+    backend: str,
+    threads: int | None,
+    engines: Path | None,
+    faults: Faults | None = None,
+) -> BackendLadder:
+    """The rungs a show's ``[engine] backend`` asks for: all of them for "auto", else one."""
+    loaders: dict[str, Callable[[], Pipeline]] = {
+        TENSORRT: lambda: _tensorrt(bundle, engines),
+        ORT_CUDA: lambda: _onnxruntime_cuda(bundle, threads),
+        ORT_CPU: lambda: Pipeline.load(bundle, OnnxRuntimeBackend(CPU, threads)),
+    }
+    names = LADDER if backend == "auto" else (backend,)
+    faults = Faults.from_environment() if faults is None else faults
+    return BackendLadder([Rung(name, loaders[name]) for name in names], faults)
+
+
+def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:
+    from installation.gpu.cuda import GpuUnavailable
+    from installation.gpu.engine_cache import EngineCache, default_cache_dir
+    from installation.gpu.tensorrt_backend import TensorRTBackend
+
+    try:
+        backend = TensorRTBackend(bundle, EngineCache(engines or default_cache_dir()))
+    except GpuUnavailable as exc:
+        raise Absent(str(exc)) from None
+    return Pipeline.load(bundle, backend)
+
+
+def _onnxruntime_cuda(bundle: Bundle, threads: int | None) -> Pipeline:
+    if CUDA not in ort.get_available_providers():
+        raise Absent(f"this ONNX Runtime has no {CUDA} (pip install onnxruntime-gpu)")
+    return Pipeline.load(bundle, OnnxRuntimeBackend(CUDA, threads))
