@@ -5,7 +5,8 @@
 #   sudo deploy/setup.sh --uninstall            remove everything this script installed
 #
 # SHOW_FOLDER holds show.toml and whatever it names (the bundle folder, relative to it).
-# --gpu replaces ONNX Runtime by its CUDA build (NVIDIA driver and CUDA libraries needed).
+# --gpu installs TensorRT and ONNX Runtime's CUDA build (NVIDIA driver needed, and internet
+# for NVIDIA's package index), then builds the show's TensorRT engines for this GPU.
 # What each step does and why: docs/kiosk.md. Safe to run again: every step is idempotent.
 set -eu
 
@@ -72,6 +73,7 @@ rsync -a --delete --exclude .git --exclude '__pycache__' --exclude '*.egg-info' 
 "$PREFIX/venv/bin/pip" install --quiet --upgrade pip
 "$PREFIX/venv/bin/pip" install --quiet "$PREFIX/app[kiosk]"
 if [ "$GPU" = "--gpu" ]; then
+    "$PREFIX/venv/bin/pip" install --quiet "$PREFIX/app[kiosk,gpu]"
     "$PREFIX/venv/bin/pip" uninstall --quiet --yes onnxruntime
     "$PREFIX/venv/bin/pip" install --quiet onnxruntime-gpu
 fi
@@ -82,7 +84,17 @@ say "show from $SHOW in $PREFIX/show"
 rsync -a --delete "$SHOW/" "$PREFIX/show/"
 chown -R root:root "$PREFIX"
 chmod -R u=rwX,go=rX "$PREFIX"
-"$PREFIX/venv/bin/installation" check "$PREFIX/show/show.toml"
+
+# The unit's CacheDirectory=; made here too, so the engines can be built before the first start.
+CACHE=/var/cache/installation
+install -d -o "$USER_NAME" -g "$USER_NAME" -m 0750 "$CACHE"
+if [ "$GPU" = "--gpu" ]; then
+    say "TensorRT engines for this GPU (minutes; as $USER_NAME, where the service reads them)"
+    runuser -u "$USER_NAME" -- env XDG_CACHE_HOME="$CACHE" CUDA_CACHE_PATH="$CACHE/nvidia" \
+        "$PREFIX/venv/bin/installation" build-engines "$PREFIX/show/show.toml"
+fi
+runuser -u "$USER_NAME" -- env XDG_CACHE_HOME="$CACHE" \
+    "$PREFIX/venv/bin/installation" check "$PREFIX/show/show.toml"
 
 say "systemd units"
 for unit in $UNITS; do
