@@ -96,7 +96,7 @@ class BackendLadder:
         True, or False on the last rung (then the supervisor restarts or gives up as usual)."""
         if self._index + 1 >= len(self.rungs):
             return False
-        failed = self.name
+        failed, before = self.name, self._index
         log.error(
             "BACKEND %s FAILED WHILE RUNNING, DROPPING TO THE NEXT BACKEND (the screen holds "
             "meanwhile; the show will run slower): %s: %s",
@@ -105,7 +105,8 @@ class BackendLadder:
             first_line(error),
         )
         reasons = self._climb(self._index + 1)
-        if self._index < 0 or self.rungs[self._index].name == failed:
+        if self._index == before:
+            log.error("no backend below %s works either: %s", failed, _joined(reasons))
             return False
         self._announce([(failed, error), *reasons])
         return True

@@ -13,6 +13,7 @@ cuda-python is imported inside functions, so importing this module never needs i
 from __future__ import annotations
 
 import ctypes
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -21,6 +22,8 @@ from typing import Any
 import numpy as np
 
 from installation.errors import UserError
+
+log = logging.getLogger(__name__)
 
 INSTALL_HINT = "pip install 'installation[gpu]'"
 
@@ -93,7 +96,13 @@ def select_device(device: int = 0) -> None:
     """
     cudart = runtime()
     _call(cudart.cudaSetDevice, device)
-    _call(cudart.cudaSetDeviceFlags, cudart.cudaDeviceScheduleBlockingSync)
+    (error,) = cudart.cudaSetDeviceFlags(cudart.cudaDeviceScheduleBlockingSync)
+    if error == cudart.cudaError_t.cudaErrorSetOnActiveProcess:
+        # Another library started the device first with its own flags: waits spin, which
+        # costs a core but nothing else.
+        log.warning("CUDA was started before the runtime could ask for sleeping waits")
+    elif error != cudart.cudaError_t.cudaSuccess:
+        raise CudaError(f"cudaSetDeviceFlags: {error.name}")
 
 
 class DeviceBuffer:
