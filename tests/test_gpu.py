@@ -13,17 +13,21 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import DEFAULT_BUNDLE, DEFAULT_SHOW
+from conftest import DEFAULT_BUNDLE, DEFAULT_SHOW, brisk_conductor
 
 from installation.backend import CPU, OnnxRuntimeBackend
 from installation.bundle import Bundle, load_bundle
 from installation.cli import main
 from installation.convention import from_unit, to_unit
+from installation.display import HeadlessDisplay
+from installation.faults import Faults
 from installation.gpu.build import DEFAULT_TOLERANCE, StageBuild, build_engines
 from installation.gpu.cuda import CudaError, DeviceBuffer, GpuUnavailable, require_gpu
 from installation.gpu.engine_cache import MAX_BATCH, EngineCache, StaleEngine
 from installation.gpu.tensorrt_backend import TensorRTBackend, import_tensorrt
+from installation.ladder import ladder_for
 from installation.pipeline import Pipeline
+from installation.player import play
 
 
 def gpu_missing() -> str | None:
@@ -218,3 +222,22 @@ def test_a_second_backend_loads_the_cache_and_refuses_a_tampered_one(
             Pipeline.load(bundle, backend)
     finally:
         backend.close()
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_the_ladder_runs_a_show_on_tensorrt_once_engines_are_built(
+    bundle: Bundle, built: tuple[EngineCache, list[StageBuild]]
+) -> None:
+    ladder = ladder_for(bundle, "auto", None, built[0].folder, Faults())
+    pipeline = ladder.start()
+    assert ladder.name == "tensorrt" and pipeline.chain is not None
+    _bundle, conductor = brisk_conductor(hold=0.2, morph=0.5)
+    display = HeadlessDisplay((64, 36))
+    display.open("test")
+    try:
+        result = play(display, ladder, conductor, 60, 0.1, 2.0)
+    finally:
+        display.close()
+    assert result.error is None and ladder.name == "tensorrt"
+    assert result.generated >= 60, "about one frame per display refresh"
