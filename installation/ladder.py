@@ -6,13 +6,14 @@ another program): a slower show is better than a black screen. ``backend = "auto
 TensorRT, then ONNX Runtime's CUDA provider, then its CPU provider, and proves each with one
 frame before trusting it. A silent fallback would only be noticed weeks later as a lower frame
 rate, so the choice is logged once with the reason every better backend was passed over, as an
-error in capitals when one of them exists on this machine but failed. A backend that fails
+error in capitals when one of them is installed but failed. A backend that fails
 while the show runs drops the show to the next rung: the supervisor asks ``fall`` for it while
 the display holds its last frames.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from installation.backend import CPU, CUDA, OnnxRuntimeBackend
 from installation.bundle import Bundle
 from installation.errors import UserError, first_line
 from installation.faults import DeliberateFault, Faults, FaultyPipeline
+from installation.gpu.cuda import INSTALL_HINT
 from installation.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -38,9 +40,9 @@ LADDER = (TENSORRT, ORT_CUDA, ORT_CPU)
 
 
 class Absent(UserError):
-    """A backend this machine does not have at all (no GPU, TensorRT not installed), as
-    opposed to one that is there and failed: the first is normal on a PC without an NVIDIA
-    card, the second is a fault someone should fix."""
+    """A backend that is not installed here (TensorRT, ONNX Runtime's CUDA build), as opposed
+    to one that is installed and failed: the first is normal on a PC meant for the CPU, the
+    second is a fault someone should fix."""
 
 
 @dataclass(frozen=True)
@@ -174,14 +176,14 @@ def ladder_for(
 
 
 def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:
-    from installation.gpu.cuda import GpuUnavailable
+    """TensorRT not installed is a PC meant for the CPU; installed but failing (no driver,
+    stale engines) is a fault on a PC meant for the GPU."""
+    if importlib.util.find_spec("tensorrt") is None:
+        raise Absent(f"TensorRT is not installed ({INSTALL_HINT})")
     from installation.gpu.engine_cache import EngineCache, default_cache_dir
     from installation.gpu.tensorrt_backend import TensorRTBackend
 
-    try:
-        backend = TensorRTBackend(bundle, EngineCache(engines or default_cache_dir()))
-    except GpuUnavailable as exc:
-        raise Absent(str(exc)) from None
+    backend = TensorRTBackend(bundle, EngineCache(engines or default_cache_dir()))
     return Pipeline.load(bundle, backend)
 
 
