@@ -10,6 +10,7 @@ the final frame crosses to the host.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -85,12 +86,25 @@ class Pipeline:
         if self.chain is not None and count <= self.chained:
             last = self.stages[count - 1].spec
             return to_rgb8(to_unit(self.chain.run(batch, count), last.layout, last.range))
+        *_, (_, unit) = self.walk(batch, count)
+        return to_rgb8(unit)
+
+    def walk(
+        self, batch: np.ndarray, count: int | None = None
+    ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Run the first ``count`` stages (None: all) on the host, each fed the one before;
+        yield every stage's input, in its own convention, and its output as NCHW 0..1.
+
+        ``batch`` is the first stage's input. Checks against a reference (build-engines)
+        need the inputs as much as the outputs, so both are given."""
         unit = self.run_stage(0, batch)
-        for index in range(1, count):
+        yield batch, unit
+        for index in range(1, count or len(self.stages)):
             spec = self.stages[index].spec
             assert spec.input_layout is not None and spec.input_range is not None
-            unit = self.run_stage(index, from_unit(unit, spec.input_layout, spec.input_range))
-        return to_rgb8(unit)
+            batch = from_unit(unit, spec.input_layout, spec.input_range)
+            unit = self.run_stage(index, batch)
+            yield batch, unit
 
     def run_stage(self, index: int, batch: np.ndarray) -> np.ndarray:
         """One stage on an input in its own convention, output as NCHW 0..1."""

@@ -18,7 +18,7 @@ from conftest import DEFAULT_BUNDLE, DEFAULT_SHOW, brisk_conductor
 from installation.backend import CPU, OnnxRuntimeBackend
 from installation.bundle import Bundle, load_bundle
 from installation.cli import main
-from installation.convention import from_unit, to_unit
+from installation.convention import to_unit
 from installation.display import HeadlessDisplay
 from installation.faults import Faults
 from installation.gpu.build import DEFAULT_TOLERANCE, StageBuild, build_engines
@@ -139,12 +139,7 @@ def stage_inputs(bundle: Bundle, reference: Pipeline, count: int) -> list[np.nda
     """A batch of ``count`` inputs for each stage, as the stage before it draws them."""
     rng = np.random.default_rng(7)
     batch = rng.standard_normal((count, *bundle.stages[0].input_shape)).astype(np.float32)
-    inputs = [batch]
-    for index, spec in enumerate(bundle.stages[1:]):
-        assert spec.input_layout is not None and spec.input_range is not None
-        unit = reference.run_stage(index, inputs[-1])
-        inputs.append(from_unit(unit, spec.input_layout, spec.input_range))
-    return inputs
+    return [inputs for inputs, _ in reference.walk(batch)]
 
 
 @pytest.mark.gpu
@@ -189,10 +184,7 @@ def test_the_chain_equals_the_stage_by_stage_host_path(
     last = bundle.stages[-1]
     chained = to_unit(raw, last.layout, last.range)
 
-    unit = on_gpu.run_stage(0, latents)
-    for index, spec in enumerate(bundle.stages[1:], 1):
-        assert spec.input_layout is not None and spec.input_range is not None
-        unit = on_gpu.run_stage(index, from_unit(unit, spec.input_layout, spec.input_range))
+    *_, (_, unit) = on_gpu.walk(latents)
     assert np.max(np.abs(chained - unit)) <= DEFAULT_TOLERANCE
 
 

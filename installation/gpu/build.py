@@ -21,7 +21,7 @@ import numpy as np
 
 from installation.backend import CPU, OnnxRuntimeBackend
 from installation.bundle import Bundle, StageSpec
-from installation.convention import from_unit, to_unit
+from installation.convention import to_unit
 from installation.errors import UserError
 from installation.gpu.engine_cache import EngineCache, EngineKey, engine_key, write_atomic
 from installation.gpu.tensorrt_backend import TensorRTBackend
@@ -99,14 +99,7 @@ def _reference_samples(reference: Pipeline, seed: int) -> list[_Sample]:
         ]
     )
     batch = latents.reshape((PARITY_SAMPLES, *bundle.stages[0].input_shape))
-    samples: list[_Sample] = []
-    for index, stage in enumerate(reference.stages):
-        spec = stage.spec
-        if index:
-            assert spec.input_layout is not None and spec.input_range is not None
-            batch = from_unit(samples[-1].expected, spec.input_layout, spec.input_range)
-        samples.append(_Sample(batch, reference.run_stage(index, batch)))
-    return samples
+    return [_Sample(inputs, expected) for inputs, expected in reference.walk(batch)]
 
 
 class _Builder:
