@@ -23,7 +23,8 @@ from installation.backend import CPU, OnnxRuntimeBackend
 from installation.bundle import Bundle, StageSpec
 from installation.convention import to_unit
 from installation.errors import UserError
-from installation.gpu.engine_cache import EngineCache, EngineKey, engine_key, write_atomic
+from installation.files import write_atomic
+from installation.gpu.engine_cache import EngineCache, EngineKey, engine_key
 from installation.gpu.tensorrt_backend import TensorRTBackend
 from installation.pipeline import Pipeline
 from installation.trajectory import keyframe

@@ -23,6 +23,7 @@ from typing import Any
 
 from installation.bundle import StageSpec
 from installation.errors import UserError
+from installation.files import write_atomic
 from installation.gpu.cuda import GpuInfo
 
 #: Batch sizes the engines are optimised for: the worker runs batch 1, a crossfade 2, the
@@ -140,21 +141,6 @@ class StaleEngine(UserError):
         self.reason = reason
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that readers (and a power cut) see the old file or the
-    whole new one, never a half-written one."""
-    temporary = path.with_name(f".{path.name}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise
-
-
 class EngineCache:
     """A folder of ``<stage>-<digest[:16]>.engine`` files, each with a ``.json`` sidecar.
 
@@ -215,7 +201,7 @@ class EngineCache:
     def _entries(self, stage_name: str, with_temporary: bool = False) -> list[Path]:
         """This stage's files: exactly its name, so stage "refine" never matches the
         entries of "refine-256"."""
-        dot, tmp = (r"\.?", r"(\.tmp)?") if with_temporary else ("", "")
+        dot, tmp = (r"\.?", r"(\.\d+\.tmp)?") if with_temporary else ("", "")
         pattern = re.compile(
             rf"{dot}{re.escape(_file_part(stage_name))}-[0-9a-f]{{{_DIGEST_CHARS}}}"
             rf"({re.escape(ENGINE)}|{re.escape(SIDECAR)}){tmp}"

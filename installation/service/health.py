@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from installation.errors import UserError
+from installation.files import write_atomic
 
 STATUS_NAME = "status.json"
 SERVICE_DIR = Path("/run/installation")
@@ -75,11 +76,7 @@ def write_status(path: Path, record: Record) -> None:
     """Replace the record atomically, readable by everyone (it holds nothing secret and
     staff read it as themselves)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    with temporary.open("w", encoding="utf-8") as handle:
-        json.dump(record, handle, indent=1)
-        os.fchmod(handle.fileno(), 0o644)
-    os.replace(temporary, path)
+    write_atomic(path, json.dumps(record, indent=1).encode(), mode=0o644)
 
 
 def read_status(path: Path) -> Record:
