@@ -16,6 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from installation.ramp import Ramp
+from installation.trajectory import TIME_LIMIT
 
 #: Cycles per second of the drift's components: slow as breathing at rest, and with
 #: irrational ratios so that their sum never lines up into a visible loop.
@@ -47,8 +48,12 @@ def _directions(seed: int, size: int) -> tuple[np.ndarray, np.ndarray]:
 
 def drift(seed: int, size: int, distribution: str, t: float) -> np.ndarray:
     """The drift at scene time ``t``: float64 ``(size,)`` with components of about the
-    latent distribution's spread, so ``depth * drift`` moves the latent by ``depth``."""
+    latent distribution's spread, so ``depth * drift`` moves the latent by ``depth``.
+
+    Time stands still beyond ``TIME_LIMIT`` either way, as the walk does, so that no time
+    makes the sines' arguments overflow."""
     directions, phases = _directions(seed, size)
+    t = min(max(t, -TIME_LIMIT), TIME_LIMIT)
     waves = np.sin(2.0 * math.pi * np.asarray(FREQUENCIES) * t + phases)
     # Sums of unit sinusoids have mean square len/2; scale back to unit spread.
     return (waves @ directions) * (_SPREAD[distribution] / math.sqrt(len(FREQUENCIES) / 2.0))
@@ -57,7 +62,7 @@ def drift(seed: int, size: int, distribution: str, t: float) -> np.ndarray:
 def swell(age: float) -> float:
     """A beat's contribution ``age`` seconds after it: rises from 0 with zero slope, peaks at
     1 after ``BEAT_RISE`` seconds and decays, so a beat is felt at once yet never jolts."""
-    if age <= 0.0:
+    if not 0.0 < age < BEAT_MEMORY:
         return 0.0
     x = age / BEAT_RISE
     return x * x * math.exp(2.0 * (1.0 - x))

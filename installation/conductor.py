@@ -184,16 +184,18 @@ class Conductor:
     def set_pace(
         self, hold: float | None = None, morph: float | None = None, speed: float | None = None
     ) -> None:
-        """New hold or morph seconds, or speed multiplier, for the current scene."""
+        """New hold or morph seconds, or speed multiplier, for the current scene; refused
+        (``UserError``) by the same rule as a show file's, for the pace they would make."""
 
         def change(cue: Cue, c: float) -> Cue:
             trajectory = cue.walk.trajectory
             problem = check_pace(
                 trajectory.hold if hold is None else hold,
                 trajectory.morph if morph is None else morph,
+                cue.walk.speed.target if speed is None else speed,
             )
             if problem:
-                raise UserError(problem)
+                raise UserError(problem[1])
             return cue.with_pace(c, hold, morph, speed)
 
         self._smooth(change)

@@ -23,7 +23,7 @@ from installation.easing import get_easing
 from installation.paint import FramePlan, Layer
 from installation.ramp import Ramp
 from installation.scenes import Scene
-from installation.trajectory import Trajectory, slerp
+from installation.trajectory import TIME_LIMIT, Trajectory, slerp
 
 #: Seconds over which live changes glide to their new value. Truncation and speed are
 #: moods, so they change slowly; intensity follows music, so it must be quick.
@@ -63,7 +63,8 @@ class Walk:
     advancing by the integral of ``speed`` (a smoothed multiplier) over content time.
 
     Before ``origin`` the walk waits at ``anchor``: a walk that begins when a transition
-    ends holds the face that the transition leads to.
+    ends holds the face that the transition leads to. Content time stops at ``TIME_LIMIT``,
+    as trajectory time does, so that no time makes the speed's integral overflow.
     """
 
     trajectory: Trajectory
@@ -72,6 +73,7 @@ class Walk:
     speed: Ramp
 
     def time_at(self, c: float) -> float:
+        c = min(c, TIME_LIMIT)
         if c <= self.origin:
             return self.anchor
         return self.anchor + self.speed.integral(self.origin, c)

@@ -18,6 +18,15 @@ TRANSITIONS = ("morph", "crossfade", "cut")
 RANDOM = "random"
 MAX_SEED = 2**63 - 1
 MAX_SECONDS = 3600.0
+#: The fastest display rate a show may ask for (``display.fps``).
+MAX_FPS = 240.0
+#: The shortest hold or morph other than 0: one frame at ``MAX_FPS``. A shorter one cannot be
+#: seen on any screen, and ever shorter ones only overflow the arithmetic of the walk. It is
+#: a constant, not the show's own fps, so that a pace valid in one place (a show file, OSC, a
+#: render at another rate) is valid in all of them.
+MIN_SECONDS = 1.0 / MAX_FPS
+#: Scenes a show may have: far more than a show needs, few enough to check and hold at once.
+MAX_SCENES = 1000
 MAX_FADE = 600.0
 MAX_SPEED = 16.0
 MAX_DURATION = 30 * 24 * 3600.0
@@ -51,6 +60,10 @@ class Scene:
 
 def parse_scenes(sections: list[Section]) -> tuple[Scene, ...]:
     """Every ``[[scenes]]`` table, checked alone and then against the others."""
+    if len(sections) > MAX_SCENES:
+        raise sections[MAX_SCENES].error(
+            None, f"a show may have at most {MAX_SCENES} scenes, this one has {len(sections)}"
+        )
     scenes = tuple(_scene(section) for section in sections)
     seen: set[str] = set()
     for scene, section in zip(scenes, sections, strict=True):
@@ -71,10 +84,26 @@ def check_seconds(value: float, low: float, high: float) -> str | None:
     return None
 
 
-def check_pace(hold: float, morph: float) -> str | None:
-    """Why a hold and morph cannot make a walk of faces, or None when they can."""
+def check_pace(hold: float, morph: float, speed: float = 1.0) -> tuple[str, str] | None:
+    """Which of ``hold`` and ``morph`` cannot make a walk of faces at ``speed``, and why; None
+    when they can. The one rule for show files, reloads and OSC.
+
+    0 means something (a continuous morph, a cut); any other value must last at least one
+    frame (``MIN_SECONDS``) both as written and on screen, where ``speed`` divides it. So a
+    face never passes in less than a frame, and the walk's period stays far from the sizes
+    at which dividing show time by it overflows. A speed of 0 stops the walk, which is fine.
+    """
     if hold + morph <= 0:
-        return "hold and morph are both 0: at least one must be positive"
+        return "morph", "hold and morph are both 0: at least one must be positive"
+    shortest = MIN_SECONDS * max(speed, 1.0)
+    for key, value in (("hold", hold), ("morph", morph)):
+        if 0 < value < shortest:
+            frame = f"one frame (1/{MAX_FPS:g} s)"
+            if speed <= 1:
+                why = f"a {key} of {value:g} s is shorter than {frame}"
+                return key, f"{why}: use 0 or at least {shortest:.3g} s"
+            why = f"a {key} of {value:g} s at speed {speed:g} is shorter than {frame} on screen"
+            return key, f"{why}: use 0, at least {shortest:.3g} s or a lower speed"
     return None
 
 
@@ -98,9 +127,9 @@ def _scene(section: Section) -> Scene:
         duration=_duration(section),
         next=section.get("next", str) if section.has("next") else None,
     )
-    problem = check_pace(scene.hold, scene.morph)
+    problem = check_pace(scene.hold, scene.morph, scene.speed)
     if problem:
-        raise section.error("morph", problem)
+        raise section.error(*problem)
     if scene.next is not None and scene.duration is None:
         raise section.error("next", "needs a duration: the scene only hands over when it ends")
     if scene.duration is not None and scene.duration < scene.fade_out:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from installation.hours import ALWAYS_OPEN, OpeningHours, opening_hours
 from installation.osc.settings import OscSettings, parse_osc
-from installation.scenes import Scene, check_stages, parse_scenes
+from installation.scenes import MAX_FPS, Scene, check_stages, parse_scenes
 from installation.tomlfile import Section, TomlDocument, read_toml
 
 DISPLAY_MODES = ("fullscreen", "windowed", "headless")
@@ -82,7 +82,7 @@ def check_show_bundle(show: Show, stage_count: int) -> None:
 def _display(section: Section) -> DisplaySettings:
     default = DisplaySettings()
     mode = section.choice("mode", DISPLAY_MODES, default.mode)
-    fps = _positive(section, "fps", default.fps, upper=240.0)
+    fps = _positive(section, "fps", default.fps, upper=MAX_FPS)
     width, height = (
         section.integers("window_size", length=2)
         if section.has("window_size")

@@ -9,7 +9,11 @@ otherwise be silently ignored.
 
 from __future__ import annotations
 
+import difflib
+import json
+import os
 import re
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +34,15 @@ _TYPE_NAMES: dict[type, str] = {
     dict: "a table",
 }
 
+#: The largest file read: a thousand scenes that each set every key make about 250 KiB.
+MAX_BYTES = 1024 * 1024
+
+#: How alike (``difflib`` ratio) an unknown key must be to a missing one to be named as its
+#: likely misspelling: one slip in a short name; not ``input_name`` for ``output_name``.
+_LOOKALIKE = 0.8
+
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?")
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _ASSIGN = re.compile(r"^\s*([A-Za-z0-9_\-\"']+)\s*=")
 
 
@@ -46,7 +58,8 @@ class TomlDocument:
         """Best-effort line number of a key path such as ``("stages", 0, "file")``.
 
         Handles ``[table]`` and ``[[array-of-tables]]`` headers, which is how our files are
-        written; returns None when the key cannot be placed (inline tables, say).
+        written (an array of tables is placed at its first header); returns None when the key
+        cannot be placed (inline tables, say).
         """
         table: tuple[str | int, ...] = ()
         array_counts: dict[tuple[str, ...], int] = {}
@@ -60,7 +73,7 @@ class TomlDocument:
                     table = (*names, index)
                 else:
                     table = names
-                if table == keypath:
+                if keypath in (table, names):
                     return number
                 continue
             assign = _ASSIGN.match(line)
@@ -70,14 +83,35 @@ class TomlDocument:
 
 
 def read_toml(path: Path, what: str) -> TomlDocument:
-    """Read and parse ``path``; ``what`` names the kind of file for the error message."""
+    """Read and parse ``path``; ``what`` names the kind of file for the error message.
+
+    Only a regular file of at most ``MAX_BYTES`` is read. A FIFO put in a file's place would
+    block the reading thread (a reload) until someone writes to it, a device could be read
+    forever, and a huge file would take minutes and gigabytes to parse; each is one line
+    instead. The file is opened without blocking and judged by what was opened, not by a
+    look at the path beforehand that could already be out of date.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise UserError(f"{path}: {what} not found") from None
-    except IsADirectoryError:
-        raise UserError(f"{path}: is a folder, expected a {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise UserError(f"{path}: is {_kind(mode)}, expected a {what}")
+        with open(descriptor, "rb", closefd=False) as file:
+            raw = file.read(MAX_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+    finally:
+        os.close(descriptor)
+    if len(raw) > MAX_BYTES:
+        raise UserError(f"{path}: larger than {MAX_BYTES // 1024} KiB; a {what} is far smaller")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
         raise UserError(f"{path}: cannot read {what}: {exc}") from None
     try:
         data = tomllib.loads(text)
@@ -86,12 +120,40 @@ def read_toml(path: Path, what: str) -> TomlDocument:
     return TomlDocument(path, text, data)
 
 
+def _fits(value: Any, kind: type) -> bool:
+    """Whether ``value`` is of ``kind``, where an integer is also a number and a boolean is
+    only ``bool`` (in Python it is an integer too)."""
+    if isinstance(value, bool):
+        return kind is bool
+    return isinstance(value, kind) or (kind is float and isinstance(value, int))
+
+
+def _kind(mode: int) -> str:
+    """What a file that is not a regular file is, for an error message."""
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe (FIFO)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    return "not a regular file"
+
+
 def format_keypath(keypath: tuple[str | int, ...]) -> str:
     """``("stages", 0, "file")`` -> ``stages[0].file``."""
     text = ""
     for part in keypath:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{key_text(part)}" if text else key_text(part)
     return text
+
+
+def key_text(key: str) -> str:
+    """A key as TOML would write it: bare when it can be, else quoted with escapes, so a key
+    holding a newline or a control character cannot break an error into two lines."""
+    return key if _BARE_KEY.fullmatch(key) else json.dumps(key)
 
 
 @dataclass
@@ -108,9 +170,10 @@ class Section:
         return cls(doc, doc.data)
 
     def error(self, key: str | None, message: str) -> UserError:
-        """A UserError for ``key`` of this table (or the table itself when key is None)."""
+        """A UserError for ``key`` of this table (or the table itself when key is None); a
+        key that is not in the file (a missing one) is placed at its table's line."""
         keypath = self.keypath if key is None else (*self.keypath, key)
-        line = self.doc.line_of(keypath)
+        line = self.doc.line_of(keypath) or self.doc.line_of(self.keypath)
         where = f"{self.doc.path}:{line}" if line else str(self.doc.path)
         name = format_keypath(keypath)
         return UserError(f"{where}: {name}: {message}" if name else f"{where}: {message}")
@@ -124,14 +187,29 @@ class Section:
         self._used.add(key)
         if key not in self.data:
             if default is _MISSING:
-                raise self.error(key, f"missing; expected {_TYPE_NAMES[kind]}")
+                raise self.missing(key, kind, _TYPE_NAMES[kind])
             return default
         value = self.data[key]
-        if kind is float and isinstance(value, int) and not isinstance(value, bool):
-            return float(value)  # type: ignore[return-value]
-        if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        if not _fits(value, kind):
             raise self.error(key, f"expected {_TYPE_NAMES[kind]}, got {value!r}")
-        return value
+        return float(value) if kind is float else value  # type: ignore[return-value]
+
+    def missing(self, key: str, kind: type, expected: str) -> UserError:
+        """The error for a required ``key`` that is absent, naming a key of this table that
+        looks like a misspelling of it: nobody has read it yet, it is spelled much the same
+        and it holds a ``kind`` of value. Without the hint, ``ouput_name`` next to a missing
+        ``output_name`` is easy to stare past."""
+        unread = [
+            other
+            for other, value in self.data.items()
+            if other not in self._used and _fits(value, kind)
+        ]
+        message = f"missing; expected {expected}"
+        for other in difflib.get_close_matches(key, unread, n=1, cutoff=_LOOKALIKE):
+            line = self.doc.line_of((*self.keypath, other))
+            where = f" on line {line}" if line else ""
+            message += f" (there is an unknown key {key_text(other)}{where}: a typo?)"
+        return self.error(key, message)
 
     def numbers(self, key: str, length: int | None = None) -> tuple[float, ...]:
         """A list of numbers, optionally of a fixed length."""
@@ -167,7 +245,7 @@ class Section:
         """An array of tables (``[[key]]``)."""
         if key not in self.data:
             self._used.add(key)
-            raise self.error(key, f"missing; expected one or more [[{key}]] tables")
+            raise self.missing(key, list, f"one or more [[{key}]] tables")
         values = self.get(key, list)
         if not values or not all(isinstance(v, dict) for v in values):
             raise self.error(key, "expected one or more [[" + key + "]] tables")

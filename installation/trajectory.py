@@ -23,8 +23,14 @@ import numpy as np
 
 from installation.easing import get_easing
 from installation.errors import UserError
+from installation.scenes import check_pace
 
 DISTRIBUTIONS = ("normal", "uniform")
+#: Seconds of walk after which the walk stops, on the face it has reached: over 30,000 years,
+#: so no show gets there, yet small enough that the face index stays an exact integer (below
+#: 2**53) at the shortest period a show may have, and that nothing computed from a time
+#: (a speed's integral, a phase) overflows. Any finite time is thus a valid time.
+TIME_LIMIT = 1e12
 
 # Below this angle (radians) between two directions the slerp weights divide a tiny sine by
 # a tiny sine; linear interpolation is then indistinguishable from slerp and stable.
@@ -110,8 +116,9 @@ class Trajectory:
     """The endless walk through latent space: hold a face, morph to the next, repeat.
 
     ``hold`` and ``morph`` are seconds. ``morph`` may be 0 for hard cuts as long as
-    ``hold`` is positive; a zero ``hold`` gives a continuous morph. Invalid values raise
-    ``UserError`` when the trajectory is made, not hours later when a frame needs them.
+    ``hold`` is positive; a zero ``hold`` gives a continuous morph; other values last at
+    least a frame (``scenes.check_pace``). Invalid values raise ``UserError`` when the
+    trajectory is made, not hours later when a frame needs them.
     """
 
     seed: int
@@ -130,8 +137,9 @@ class Trajectory:
             raise UserError(f"hold must be a finite number of seconds >= 0, got {self.hold}")
         if not (math.isfinite(self.morph) and self.morph >= 0.0):
             raise UserError(f"morph must be a finite number of seconds >= 0, got {self.morph}")
-        if self.hold + self.morph <= 0.0:
-            raise UserError("hold and morph are both 0: at least one must be positive")
+        problem = check_pace(self.hold, self.morph)
+        if problem:
+            raise UserError(problem[1])
         get_easing(self.easing)
         if self.distribution not in DISTRIBUTIONS:
             valid = ", ".join(DISTRIBUTIONS)
@@ -149,12 +157,13 @@ class Trajectory:
 
         float64 ``divmod`` is exact for positive operands (the remainder comes from fmod),
         so at t = 40 days the phase is as precise as t itself (about 5e-10 s) and frames stay
-        continuous; a float32 clock would already step by a quarter second there.
+        continuous; a float32 clock would already step by a quarter second there. Times
+        before 0 count as 0 and times after ``TIME_LIMIT`` as ``TIME_LIMIT``.
         """
         t = float(t)
         if not math.isfinite(t):
             raise ValueError(f"show time must be finite, got {t}")
-        index, phase = divmod(max(t, 0.0), self.period)
+        index, phase = divmod(min(max(t, 0.0), TIME_LIMIT), self.period)
         return int(index), phase
 
     def face_index_at(self, t: float) -> int:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import numpy as np
 import pytest
 
 from installation.easing import EASINGS, get_easing
 from installation.errors import UserError
-from installation.trajectory import Trajectory, keyframe, slerp
+from installation.scenes import MIN_SECONDS
+from installation.trajectory import TIME_LIMIT, Trajectory, keyframe, slerp
 
 FORTY_DAYS = 40 * 24 * 3600.0
 FPS = 60.0
@@ -263,6 +265,16 @@ def test_face_index_and_negative_time() -> None:
         trajectory.latent_at(math.nan)
 
 
+def test_the_walk_stops_at_the_time_limit() -> None:
+    """Past ``TIME_LIMIT`` (over 30,000 years) the walk stays on the face it reached rather
+    than overflow; the shortest period still counts faces exactly there."""
+    fastest = _trajectory(hold=0.0, morph=MIN_SECONDS)
+    at_limit = fastest.latent_at(TIME_LIMIT)
+    for t in (TIME_LIMIT * 2, 1e300, sys.float_info.max):
+        np.testing.assert_array_equal(fastest.latent_at(t), at_limit)
+    assert abs(fastest.face_index_at(TIME_LIMIT) - TIME_LIMIT * 240) <= 1
+
+
 def test_hard_cuts_and_continuous_morph() -> None:
     cuts = _trajectory(hold=4.0, morph=0.0)
     np.testing.assert_array_equal(cuts.latent_at(3.999), keyframe(11, 0, 64))
@@ -301,6 +313,8 @@ def test_latents_at_matches_latent_at() -> None:
         ({"hold": -1.0}, "hold"),
         ({"morph": -1.0}, "morph"),
         ({"hold": 0.0, "morph": 0.0}, "positive"),
+        ({"hold": 0.0, "morph": 5e-324}, "shorter than one frame"),
+        ({"hold": 1e-3, "morph": 1.0}, "shorter than one frame"),
         ({"hold": math.nan}, "hold"),
         ({"morph": math.inf}, "morph"),
         ({"seed": -5}, "seed"),
