@@ -209,6 +209,26 @@ def test_flood_is_limited_and_the_display_keeps_its_rate(live: LiveShow) -> None
     assert live.client.receive(2.0).startswith(b"/pong")
 
 
+def test_a_flood_of_64_kb_bundles_is_dropped_before_it_is_read(live: LiveShow) -> None:
+    """Each costs a second of the default rate at the door (one message per 64 bytes), so
+    all but about one a second are dropped unread, and the one let in is refused for its
+    2,700 elements before python-osc parses it; another host's /status is answered."""
+    assert live.osc.address is not None
+    element = message("/intensity", 0.5)
+    sized = struct.pack(">i", len(element)) + element
+    bundle = b"#bundle\x00" + bytes(7) + b"\x01" + sized * (64_000 // len(sized))
+    start = time.monotonic()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as flooder:
+        flooder.bind(("127.0.0.2", 0))
+        for _ in range(200):
+            flooder.sendto(bundle, live.osc.address)
+    live.client.send_message("/status", [])
+    assert next(live.client.get_messages(2.0)).address == "/status/reply"
+    stats = live.osc.stats
+    assert stats.over_rate > 0 and stats.accepted == 1  # the /status
+    assert stats.malformed <= 2 + time.monotonic() - start
+
+
 def test_allowlist_drops_and_counts(tmp_path: Path) -> None:
     with LiveShow(write_show(tmp_path, 'allow = ["10.0.0.0/8"]')) as live:
         for _ in range(3):

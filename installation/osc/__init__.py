@@ -2,6 +2,6 @@
 
 ``settings`` reads the show's ``[osc]`` table, ``server`` owns the socket and its thread,
 ``addresses`` is the address space (one plain handler per address, posting to the
-conductor), ``arguments`` checks what a message carries. The address space is documented in
-``docs/osc.md``.
+conductor), ``patterns`` matches address patterns against it in linear time, ``arguments``
+checks what a message carries. The address space is documented in ``docs/osc.md``.
 """

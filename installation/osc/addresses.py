@@ -1,4 +1,5 @@
-"""The OSC address space: one plain handler per address, as python-osc's dispatcher expects.
+"""The OSC address space: one plain handler per address, called with the sender, the address
+(pattern) as sent and the message's arguments, as python-osc's dispatcher would call it.
 
 Handlers check their arguments and post to the conductor; they never touch the display, the
 worker or the socket (replies go through ``reply``), so a handler cannot stall the picture.
@@ -15,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from pythonosc.dispatcher import Dispatcher
-
 from installation.conductor import Conductor
 from installation.osc.arguments import count, number, switch, whole
+from installation.osc.patterns import AddressMap
 from installation.scenes import MAX_FADE, MAX_SECONDS, MAX_SEED, MAX_SPEED
 
 Client = tuple[str, int]
@@ -58,13 +58,11 @@ class AddressSpace:
     def handlers(self) -> dict[str, Callable[..., None]]:
         return {address: getattr(self, name) for address, name in ADDRESSES.items()}
 
-    def dispatcher(self) -> Dispatcher:
-        """The address map for the server, which uses it to match address patterns (timed
-        bundles it schedules itself, without sleeping in its thread as python-osc would)."""
-        dispatcher = Dispatcher()
-        for address, handler in self.handlers().items():
-            dispatcher.map(address, handler, needs_reply_address=True)
-        return dispatcher
+    def dispatcher(self) -> AddressMap:
+        """The address map for the server, which matches address patterns against it in
+        linear time (python-osc's dispatcher backtracks) and schedules timed bundles itself,
+        without sleeping in its thread as python-osc would."""
+        return AddressMap(self.handlers().items())
 
     def scene(self, client: Client, address: str, *args: Any) -> None:
         count(args, 1, 1)

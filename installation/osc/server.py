@@ -2,12 +2,21 @@
 
 Every datagram goes through the same steps, each of which can refuse it, count it and log it
 (rate-limited): is the sender in the show's allowlist, is the sender within its rate, is
-this well-formed OSC 1.0 (a message, or a bundle of messages and bundles), is the address
-known, do the arguments fit. Nothing a sender does can end the thread: a failure in one step
-is one counted, logged datagram, and the next one is handled as usual.
+this well-formed OSC 1.0 (a message, or a bundle of messages and bundles, within the caps on
+elements and address patterns), is the address known, do the arguments fit. Nothing a
+sender does can end the thread: a failure in one step is one counted, logged datagram, and
+the next one is handled as usual. The rate is charged by the datagram's size before anything
+reads it, and a bundle's structure is checked (and its messages charged) before python-osc
+parses it, because parsing costs time in proportion to size: a flood of 64 KB bundles once
+took the thread, and the GIL, for 126 ms each.
+
+Address patterns are matched by ``patterns`` (linear time), not by python-osc's dispatcher,
+whose regular expressions backtrack exponentially on patterns such as ``/****...*!``.
 
 Bundles with a time tag in the future are held in a small bounded schedule and run at their
 time, as OSC 1.0 asks, without sleeping in the thread (python-osc's own dispatcher would).
+Each sender has its own share of the schedule, so one host's cues an hour ahead cannot
+crowd out the lighting desk's.
 
 If the port cannot be bound (in use, or an address the network has not brought up yet at
 boot), the show plays on without control and the server retries every few seconds, saying so
@@ -23,7 +32,7 @@ import logging
 import struct
 import threading
 import time
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -35,6 +44,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from installation.errors import UserError
 from installation.osc.arguments import BadArguments
+from installation.osc.patterns import AddressMap, pattern_problem
 from installation.osc.settings import Network, OscSettings
 from installation.ratelog import RateLimitedLog
 
@@ -45,11 +55,20 @@ Client = tuple[str, int]
 #: How often the thread looks up from the socket to run timed messages and notice a stop.
 POLL = 0.01
 RETRY_BIND = 5.0
-#: Timed messages waiting for their time; beyond that, or too far ahead, they are refused.
+#: Timed messages waiting for their time, in all and from one sender; beyond that, or too
+#: far ahead, they are refused.
 MAX_SCHEDULED = 256
+MAX_SCHEDULED_PER_SENDER = 64
 MAX_AHEAD = 3600.0
 #: Bundles nested deeper than this are refused: real controllers nest one or two levels.
 MAX_DEPTH = 8
+#: Messages and bundles in one datagram: a controller sends a few; python-osc's parsing
+#: costs about 50 us each, so this bounds what one datagram can cost.
+MAX_ELEMENTS = 128
+#: A datagram pays one message of the sender's rate for each of these bytes (or part), at
+#: the door, before anything reads it: parsing costs time in proportion to size, and a
+#: typical message is 16 to 40 bytes.
+BYTES_PER_MESSAGE = 64
 #: Senders whose rate is tracked; the least recent is forgotten first.
 MAX_SENDERS = 256
 _BUNDLE = b"#bundle\x00"
@@ -59,13 +78,19 @@ _TYPE_TAGS = set(b"ihfdsbrmtTFN[]")
 
 @dataclass
 class OscStats:
-    """Counters since start, written only by the server thread; read them from anywhere."""
+    """Counters since start, written only by the server thread; read them from anywhere.
+
+    Every datagram ends as exactly one of ``refused``, ``over_rate``, ``malformed`` or
+    ``accepted``; the messages of accepted ones as ``messages`` (once per address a pattern
+    reaches), ``unknown``, ``rejected`` or ``unschedulable``, or wait in the schedule.
+    """
 
     datagrams: int = 0
-    messages: int = 0
     refused: int = 0
     over_rate: int = 0
     malformed: int = 0
+    accepted: int = 0
+    messages: int = 0
     unknown: int = 0
     rejected: int = 0
     unschedulable: int = 0
@@ -76,26 +101,32 @@ class OscStats:
 
 
 class _Bucket:
-    """A token bucket: ``rate`` tokens a second, holding at most one second's worth."""
+    """A token bucket: ``rate`` tokens a second, holding at most one second's worth.
+
+    A datagram is paid for whole or not at all. One that costs more than a second's worth
+    (a 64 KB bundle) passes only with a full bucket and leaves it in debt, so it is allowed,
+    but at most at the sender's rate in bytes.
+    """
 
     def __init__(self, rate: float, now: float) -> None:
         self.tokens = rate
         self.updated = now
 
-    def take(self, wanted: int, rate: float, now: float) -> int:
+    def spend(self, cost: int, rate: float, now: float) -> bool:
         self.tokens = min(rate, self.tokens + (now - self.updated) * rate)
         self.updated = now
-        granted = min(wanted, int(self.tokens))
-        self.tokens -= granted
-        return granted
+        if self.tokens < min(cost, rate):
+            return False
+        self.tokens -= cost
+        return True
 
 
 class OscServer:
-    """Listens as ``settings`` say and calls the handlers ``dispatcher`` maps."""
+    """Listens as ``settings`` say and calls the handlers ``addresses`` maps."""
 
-    def __init__(self, settings: OscSettings, dispatcher: Dispatcher) -> None:
+    def __init__(self, settings: OscSettings, addresses: AddressMap) -> None:
         self.settings = settings
-        self.dispatcher = dispatcher
+        self.addresses = addresses
         self.stats = OscStats()
         self.problems = RateLimitedLog(log)
         self._server: _UdpServer | None = None
@@ -105,6 +136,7 @@ class OscServer:
         self._allowed: OrderedDict[str, bool] = OrderedDict()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._schedule: list[tuple[float, int, OscMessage, Client]] = []
+        self._waiting: Counter[str] = Counter()  # scheduled messages by sender's host
         self._order = itertools.count()
 
     @property
@@ -186,8 +218,8 @@ class OscServer:
             return self._server
         return None
 
-    def admit(self, client: Client) -> bool:
-        """Allowlist, then rate: the cheap checks that run before any parsing."""
+    def admit(self, data: bytes, client: Client) -> bool:
+        """Allowlist, then rate by size: the cheap checks that run before any parsing."""
         self.stats.datagrams += 1
         host = client[0]
         if not self._is_allowed(host):
@@ -196,16 +228,19 @@ class OscServer:
                 "refused", f"osc: refused a datagram from {host}: not in the show's osc.allow"
             )
             return False
-        if self._take(host, 1) == 0:
+        if not self._spend(host, _size_cost(len(data))):
             self._over_rate(host)
             return False
         return True
 
     def handle(self, data: bytes, client: Client) -> None:
-        problem = _packet_problem(data)
         try:
-            if problem is not None:
-                raise ValueError(problem)
+            count = _count_messages(data)
+            # The door charged for the size; a bundle of many small messages pays the rest.
+            extra = count - _size_cost(len(data))
+            if extra > 0 and not self._spend(client[0], extra):
+                self._over_rate(client[0])
+                return
             messages = OscPacket(data).messages
         except Exception as exc:  # python-osc raises several types for broken datagrams
             self.stats.malformed += 1
@@ -214,12 +249,9 @@ class OscServer:
                 f"osc: malformed datagram of {len(data)} bytes from {_host(client)}: {exc}",
             )
             return
-        # The datagram paid one token at the door; a bundle pays for its other messages.
-        allowed = 1 + self._take(client[0], len(messages) - 1) if len(messages) > 1 else 1
-        if allowed < len(messages):
-            self._over_rate(client[0], len(messages) - allowed)
+        self.stats.accepted += 1
         now = time.time()
-        for timed in messages[:allowed]:
+        for timed in messages:
             if timed.time <= now:
                 self._dispatch(timed.message, client)
             else:
@@ -234,7 +266,7 @@ class OscServer:
 
     def _dispatch(self, message: OscMessage, client: Client) -> None:
         address = message.address
-        handlers = list(self.dispatcher.handlers_for_address(address))
+        handlers = self.addresses.match(address)
         if not handlers:
             self.stats.unknown += 1
             self.problems.warning(
@@ -243,7 +275,7 @@ class OscServer:
             return
         for handler in handlers:
             try:
-                handler.invoke(client, message)
+                handler(client, address, *message.params)
             except (BadArguments, UserError) as exc:
                 self.stats.rejected += 1
                 self.problems.warning(
@@ -255,20 +287,42 @@ class OscServer:
     def _schedule_message(
         self, when: float, message: OscMessage, client: Client, now: float
     ) -> None:
-        if when - now > MAX_AHEAD or len(self._schedule) >= MAX_SCHEDULED:
+        refusal = self._unschedulable(when - now, client[0])
+        if refusal is not None:
+            kind, why = refusal
             self.stats.unschedulable += 1
             self.problems.warning(
-                "unschedulable",
-                f"osc: timed bundle from {_host(client)} refused: more than "
-                f"{MAX_AHEAD:g} s ahead, or {MAX_SCHEDULED} messages already waiting",
+                kind, f"osc: timed {_cut(message.address)} from {_host(client)} refused: {why}"
             )
             return
         heapq.heappush(self._schedule, (when, next(self._order), message, client))
+        self._waiting[client[0]] += 1
+
+    def _unschedulable(self, ahead: float, host: str) -> tuple[str, str] | None:
+        """Why a message ``ahead`` seconds ahead from ``host`` cannot wait, or None; with a
+        log kind for each reason, so that one sender filling its share does not keep the
+        line about a full schedule (which names the sender holding most) out of the log."""
+        if ahead > MAX_AHEAD:
+            return "too far ahead", f"{ahead:.0f} s ahead, more than {MAX_AHEAD:g}"
+        if self._waiting[host] >= MAX_SCHEDULED_PER_SENDER:
+            return "share full", (
+                f"this sender already has {MAX_SCHEDULED_PER_SENDER} messages waiting "
+                "(its share of the schedule)"
+            )
+        if len(self._schedule) >= MAX_SCHEDULED:
+            most, waiting = self._waiting.most_common(1)[0]
+            return "schedule full", (
+                f"{MAX_SCHEDULED} messages already waiting, {waiting} of them from {most}"
+            )
+        return None
 
     def _run_due(self) -> None:
         now = time.time()
         while self._schedule and self._schedule[0][0] <= now:
             _, _, message, client = heapq.heappop(self._schedule)
+            self._waiting[client[0]] -= 1
+            if not self._waiting[client[0]]:
+                del self._waiting[client[0]]
             self._dispatch(message, client)
 
     def _is_allowed(self, host: str) -> bool:
@@ -280,7 +334,7 @@ class OscServer:
                 self._allowed.popitem(last=False)
         return known
 
-    def _take(self, host: str, wanted: int) -> int:
+    def _spend(self, host: str, cost: int) -> bool:
         now = time.monotonic()
         bucket = self._buckets.get(host)
         if bucket is None:
@@ -289,14 +343,15 @@ class OscServer:
                 self._buckets.popitem(last=False)
         else:
             self._buckets.move_to_end(host)
-        return bucket.take(wanted, self.settings.max_rate, now)
+        return bucket.spend(cost, self.settings.max_rate, now)
 
-    def _over_rate(self, host: str, dropped: int = 1) -> None:
-        self.stats.over_rate += dropped
+    def _over_rate(self, host: str) -> None:
+        self.stats.over_rate += 1
         self.problems.warning(
             "over_rate",
             f"osc: {host} sends more than {self.settings.max_rate:g} messages/s "
-            "(osc.max_rate); dropping the excess",
+            f"(osc.max_rate; a datagram counts one per {BYTES_PER_MESSAGE} bytes too); "
+            "dropping the excess",
         )
 
 
@@ -308,10 +363,10 @@ class _UdpServer(BlockingOSCUDPServer):
 
     def __init__(self, where: tuple[str, int], owner: OscServer) -> None:
         self.owner = owner
-        super().__init__(where, owner.dispatcher)
+        super().__init__(where, Dispatcher())  # unused: the owner matches addresses itself
 
     def verify_request(self, request: Any, client_address: Any) -> bool:
-        return self.owner.admit(client_address)
+        return self.owner.admit(request[0], client_address)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         self.owner.handle(request[0], client_address)
@@ -320,50 +375,81 @@ class _UdpServer(BlockingOSCUDPServer):
         self.owner.failed(client_address)
 
 
-def _packet_problem(data: bytes, depth: int = 0) -> str | None:
-    """Why a datagram is not well-formed OSC 1.0 that python-osc can read, or None.
+class Malformed(ValueError):
+    """A datagram that is not OSC 1.0 python-osc can read, or over a cap; says why."""
+
+
+def _count_messages(data: bytes) -> int:
+    """The number of messages in ``data``; raises ``Malformed`` if it is not well-formed.
 
     Checked before python-osc parses it, because python-osc logs an unthrottled warning for
     every bundle element it cannot identify and every type tag it does not know (and then
     acts on what is left, where OSC 1.0 says to discard the message): a flood of junk would
-    become a flood of log lines and half-understood messages.
+    become a flood of log lines and half-understood messages. The walk stops at the caps on
+    nesting and elements, so it costs little whatever the datagram.
     """
-    if depth > MAX_DEPTH:
-        return f"bundles nested more than {MAX_DEPTH} deep"
-    if not data.startswith(_BUNDLE):
-        return _message_problem(data)
-    if len(data) < 16:
-        return "bundle shorter than its header"
-    index = 16
-    while index < len(data):
-        if index + 4 > len(data):
-            return "bundle element size cut short"
-        (size,) = struct.unpack(">i", data[index : index + 4])
-        index += 4
-        if size <= 0 or size % 4 or index + size > len(data):
-            return f"bundle element of impossible size {size}"
-        problem = _packet_problem(data[index : index + size], depth + 1)
-        if problem:
-            return problem
-        index += size
-    return None
+    walk = _Walk()
+    walk.packet(data, 0)
+    return walk.messages
 
 
-def _message_problem(data: bytes) -> str | None:
+class _Walk:
+    """The structure of one datagram, element by element, counting as it goes."""
+
+    def __init__(self) -> None:
+        self.elements = 0
+        self.messages = 0
+
+    def packet(self, data: bytes, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise Malformed(f"bundles nested more than {MAX_DEPTH} deep")
+        self.elements += 1
+        if self.elements > MAX_ELEMENTS:
+            raise Malformed(f"more than {MAX_ELEMENTS} messages and bundles in one datagram")
+        if not data.startswith(_BUNDLE):
+            _check_message(data)
+            self.messages += 1
+            return
+        if len(data) < 16:
+            raise Malformed("bundle shorter than its header")
+        index = 16
+        while index < len(data):
+            if index + 4 > len(data):
+                raise Malformed("bundle element size cut short")
+            (size,) = struct.unpack(">i", data[index : index + 4])
+            index += 4
+            if size <= 0 or size % 4 or index + size > len(data):
+                raise Malformed(f"bundle element of impossible size {size}")
+            self.packet(data[index : index + size], depth + 1)
+            index += size
+
+
+def _check_message(data: bytes) -> None:
     if not data.startswith(b"/"):
-        return "neither a message (address starting with /) nor a bundle"
+        raise Malformed("neither a message (address starting with /) nor a bundle")
     end = data.find(b"\x00")
     if end < 0:
-        return "address not terminated"
+        raise Malformed("address not terminated")
+    try:
+        address = data[:end].decode("utf-8")
+    except UnicodeDecodeError:
+        raise Malformed("address not UTF-8") from None
+    problem = pattern_problem(address)
+    if problem is not None:
+        raise Malformed(problem)
     tags_start = (end // 4 + 1) * 4
     if tags_start >= len(data):
-        return None  # no type tag string: a message without arguments, as OSC 1.0 allows
+        return  # no type tag string: a message without arguments, as OSC 1.0 allows
     tags_end = data.find(b"\x00", tags_start)
     tags = data[tags_start : tags_end if tags_end >= 0 else len(data)]
     unknown = set(tags[1:]) - _TYPE_TAGS
     if tags.startswith(b",") and unknown:
-        return f"unknown type tag {chr(min(unknown))!r}"
-    return None
+        raise Malformed(f"unknown type tag {chr(min(unknown))!r}")
+
+
+def _size_cost(size: int) -> int:
+    """What a datagram of ``size`` bytes costs at the door, in messages of the rate."""
+    return max(1, -(-size // BYTES_PER_MESSAGE))
 
 
 def _in_networks(host: str, networks: tuple[Network, ...]) -> bool:
