@@ -99,7 +99,7 @@ def measure(trials: int, fps: float) -> dict[str, dict[str, float]]:
         name: pipeline.run(keyframe(seed, 0, 100)[None])[0] for name, seed in (("a", 1), ("b", 2))
     }
     display = TimingDisplay()
-    control = ShowControl(show, conductor, len(pipeline.stages))
+    control = ShowControl(show, conductor, pipeline.bundle)
 
     def run() -> None:
         display.open("latency")

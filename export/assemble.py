@@ -21,6 +21,7 @@ from installation.bundle import (
     Bundle,
     StageSpec,
     chain_mismatch,
+    check_format,
     load_bundle,
     parse_stage,
     verify_files,
@@ -41,9 +42,7 @@ def load_stage_folder(path: Path) -> StageFolder:
     if not path.is_dir():
         raise UserError(f"{path}: stage folder not found")
     root = Section.root(read_toml(path / STAGE_MANIFEST, "stage manifest"))
-    fmt = root.get("format", int)
-    if fmt != 1:
-        raise root.error("format", f"this version reads format 1, got {fmt}")
+    check_format(root)
     spec = parse_stage(root.table("stage"), path, takes_image=True)
     section = root.table("provenance")
     provenance = {field.name: section.get(field.name, str, "") for field in fields(Provenance)}

@@ -16,22 +16,10 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import onnxruntime as ort
-
 from export.toml_writer import dumps
-from installation.bundle import (
-    FORMAT,
-    MANIFEST,
-    Bundle,
-    TensorInfo,
-    check_io,
-    load_bundle,
-    sha256_of,
-    verify_files,
-)
+from installation.bundle import FORMAT, MANIFEST, Bundle, load_bundle, sha256_of
+from installation.bundle_check import check_bundle as check_loaded
 from installation.errors import UserError
-
-_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor(double)": "float64"}
 
 
 @dataclass(frozen=True)
@@ -139,23 +127,9 @@ def stage_table(folder: Path, stage: StageEntry) -> dict[str, Any]:
 
 
 def check_bundle(path: Path) -> Bundle:
-    """Everything the runtime checks before its first frame: manifest, files, sha256 values,
-    and each model's real input and output against the manifest."""
+    """Everything the runtime checks before its first frame (``installation.bundle_check``):
+    manifest, files, sha256 values, each model's real input and output against the manifest,
+    and each stage's output on a sample against its declared range."""
     bundle = load_bundle(path)
-    verify_files(bundle)
-    for stage in bundle.stages:
-        session = ort.InferenceSession(str(stage.path), providers=["CPUExecutionProvider"])
-        check_io(stage, _infos(session.get_inputs()), _infos(session.get_outputs()))
+    check_loaded(bundle)
     return bundle
-
-
-def _infos(args: Sequence[ort.NodeArg]) -> list[TensorInfo]:
-    """ONNX Runtime's view of a model's tensors; a named or unknown axis counts as dynamic."""
-    return [
-        TensorInfo(
-            arg.name,
-            tuple(size if isinstance(size, int) else None for size in arg.shape),
-            _DTYPES.get(arg.type, arg.type),
-        )
-        for arg in args
-    ]

@@ -113,6 +113,6 @@ class OnnxRuntimeBackend(Backend):
 
 
 def _info(arg: ort.NodeArg) -> TensorInfo:
-    shape = tuple(size if isinstance(size, int) else None for size in arg.shape)
+    shape = tuple(size if isinstance(size, int | str) else None for size in arg.shape)
     dtype = arg.type.removeprefix("tensor(").removesuffix(")")
     return TensorInfo(arg.name, shape, "float32" if dtype == "float" else dtype)

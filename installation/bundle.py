@@ -11,10 +11,10 @@ conversions. The schema is documented in ``docs/bundle.md``.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from installation.errors import UserError
 from installation.tomlfile import Section, read_toml
@@ -27,10 +27,12 @@ DISTRIBUTIONS = ("normal", "uniform")
 
 @dataclass(frozen=True)
 class TensorInfo:
-    """A model input or output as a backend reports it; ``None`` marks a dynamic axis."""
+    """A model input or output as a backend reports it. A dynamic axis is its symbolic name
+    where the model gives one (``"batch"``), else None: an error about a variable image size
+    can then say which axis varies as the model's author named it."""
 
     name: str
-    shape: tuple[int | None, ...]
+    shape: tuple[int | str | None, ...]
     dtype: str
 
 
@@ -93,9 +95,7 @@ def load_bundle(path: Path) -> Bundle:
         raise UserError(f"{folder}: bundle folder not found")
     doc = read_toml(folder / MANIFEST, "bundle manifest")
     root = Section.root(doc)
-    fmt = root.get("format", int)
-    if fmt != FORMAT:
-        raise root.error("format", f"this runtime reads format {FORMAT}, got {fmt}")
+    check_format(root)
     name = root.get("name", str)
     root.get("description", str, "")
 
@@ -113,8 +113,12 @@ def load_bundle(path: Path) -> Bundle:
             raise provenance.error(
                 key, "missing; say where the weights come from and their licence"
             )
-    if info["license_file"] and not (folder / info["license_file"]).is_file():
-        raise provenance.error("license_file", f"{folder / info['license_file']} not found")
+    if info["license_file"]:
+        license_file = inside(provenance, "license_file", folder)
+        if not license_file.is_file():
+            raise provenance.error(
+                "license_file", f"{info['license_file']!r} not found in the bundle folder"
+            )
     provenance.finish()
 
     sections = root.tables("stages")
@@ -128,15 +132,44 @@ def load_bundle(path: Path) -> Bundle:
 _PROVENANCE_KEYS = ("source", "url", "version", "license", "license_file", "source_sha256", "notes")
 
 
+def check_format(root: Section) -> None:
+    """``format = 1`` heads every bundle manifest and stage folder's ``stage.toml``: a later
+    format may mean something else by the same keys, so a file without it is not guessed at."""
+    if not root.has("format"):
+        raise root.missing("format", int, f"format = {FORMAT} at the top (see docs/bundle.md)")
+    fmt = root.get("format", int)
+    if fmt != FORMAT:
+        raise root.error("format", f"this runtime reads format {FORMAT}, got {fmt}")
+
+
+def inside(section: Section, key: str, folder: Path) -> Path:
+    """The file that ``key`` names, relative to ``folder`` and inside it once every ``..`` and
+    symbolic link is resolved: a bundle is copied and checked as one folder, so a file outside
+    it (an absolute path, ``../..``) would escape both the copy and its sha256 list."""
+    name = section.get(key, str)
+    if Path(name).is_absolute():
+        raise section.error(key, f"expected a path relative to the bundle folder, got {name!r}")
+    path = folder / name
+    try:
+        resolved, root = path.resolve(), folder.resolve()
+    except (OSError, ValueError) as exc:
+        raise section.error(key, f"cannot resolve {name!r}: {exc}") from None
+    if not resolved.is_relative_to(root) or resolved == root:
+        raise section.error(
+            key, f"{name!r} resolves to {resolved}, which is not a file inside the bundle folder"
+        )
+    return path
+
+
 def parse_stage(section: Section, folder: Path, takes_image: bool) -> StageSpec:
     """One ``[[stages]]`` table (or an exported stage's ``[stage]``) of files in ``folder``."""
-    file = section.get("file", str)
+    path = inside(section, "file", folder)
     sha = section.get("sha256", str).lower()
     if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
         raise section.error("sha256", "expected 64 hexadecimal digits")
     spec = StageSpec(
         name=section.get("name", str),
-        path=folder / file,
+        path=path,
         sha256=sha,
         input_name=section.get("input_name", str),
         input_shape=section.integers("input_shape"),
@@ -158,7 +191,7 @@ def parse_stage(section: Section, folder: Path, takes_image: bool) -> StageSpec:
 
 def _value_range(section: Section, key: str) -> tuple[float, float]:
     low, high = section.numbers(key, 2)
-    if not low < high:
+    if not (math.isfinite(low) and math.isfinite(high) and low < high):
         raise section.error(key, f"expected [low, high] with low < high, got [{low}, {high}]")
     return low, high
 
@@ -212,7 +245,10 @@ def verify_files(bundle: Bundle) -> None:
     for stage in bundle.stages:
         if not stage.path.is_file():
             raise UserError(f"{stage.path}: model file of stage {stage.name!r} not found")
-        actual = sha256_of(stage.path)
+        try:
+            actual = sha256_of(stage.path)
+        except OSError as exc:
+            raise UserError(f"{stage.path}: cannot read model file: {exc.strerror}") from None
         if actual != stage.sha256:
             raise UserError(
                 f"{stage.path}: sha256 mismatch: manifest says {stage.sha256[:12]}..., "
@@ -246,13 +282,22 @@ def _match(
         )
     if info.dtype != "float32":
         raise UserError(f"{stage.path}: {kind} {name!r} is {info.dtype}, expected float32")
-    batch_ok = bool(info.shape) and info.shape[0] in (None, 1)
-    if not batch_ok or tuple(info.shape[1:]) != shape:
-        raise UserError(
-            f"{stage.path}: {kind} {name!r} has shape {_describe(info.shape)} in the model, "
-            f"manifest says [batch, {', '.join(map(str, shape))}]"
+    batch = info.shape[0] if info.shape else 0
+    if (batch == 1 or not isinstance(batch, int)) and tuple(info.shape[1:]) == shape:
+        return
+    fix = ""
+    if any(not isinstance(size, int) for size in info.shape[1:]):
+        image = kind == "output" or stage.input_layout is not None
+        fix = "; only the batch axis may vary: export the model with a fixed " + (
+            "height and width" if image else "size on every other axis"
         )
+    raise UserError(
+        f"{stage.path}: {kind} {name!r} has shape {_describe(info.shape)} in the model, "
+        f"manifest says [batch, {', '.join(map(str, shape))}]{fix}"
+    )
 
 
-def _describe(shape: tuple[Any, ...]) -> str:
-    return "[" + ", ".join("batch" if size is None else str(size) for size in shape) + "]"
+def _describe(shape: Sequence[int | str | None]) -> str:
+    """A model's shape as its author named the axes: ``[batch, 3, height, width]``, with ``?``
+    for a variable axis that has no name."""
+    return "[" + ", ".join("?" if size is None else str(size) for size in shape) + "]"

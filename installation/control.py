@@ -4,7 +4,10 @@
 ``/show/reload`` or SIGHUP and run on their own thread: reading a file must not hold up the
 display (a signal handler runs on the display's thread) nor the OSC socket, and a burst of
 requests becomes one reload. An edit that does not validate changes nothing: the error is
-logged, with file, line and key, and the show plays on as it was.
+logged, with file, line and key, and the show plays on as it was. "Validates" means what the
+next start would accept: the new show's bundle goes through the whole of ``installation
+check`` (files, sha256, models, a sample), or a restart weeks later would exit on it. Between
+reloads the same thread watches the files of the bundle in use (``installation.bundle_watch``).
 """
 
 from __future__ import annotations
@@ -16,6 +19,9 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
+from installation.bundle import Bundle, load_bundle
+from installation.bundle_check import check_bundle
+from installation.bundle_watch import INTERVAL, BundleWatch
 from installation.conductor import Conductor
 from installation.errors import UserError
 from installation.osc.addresses import AddressSpace, Client
@@ -26,14 +32,27 @@ log = logging.getLogger(__name__)
 
 
 class Reloader:
-    """Re-reads ``show``'s file on request and hands a valid result to ``apply``."""
+    """Re-reads ``show``'s file on request and hands a valid result to ``apply``; between
+    requests, looks every ``interval`` seconds whether ``bundle`` (the show's, as checked at
+    its start or its last reload) still matches its files on disk."""
 
-    def __init__(self, show: Show, stage_count: int, apply: Callable[[Show], None]) -> None:
+    def __init__(
+        self,
+        show: Show,
+        bundle: Bundle,
+        apply: Callable[[Show], None],
+        interval: float = INTERVAL,
+    ) -> None:
         self.show = show
-        self.stage_count = stage_count
+        self.bundle = bundle
+        #: Stages of the bundle that runs: a reloaded show's scenes must fit it now, and the
+        #: reloaded bundle's from the next start.
+        self.stage_count = len(bundle.stages)
         self.apply = apply
+        self.interval = interval
         self.reloads = 0
         self.failures = 0
+        self.watch: BundleWatch | None = None
         self._requested = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="reload", daemon=True)
@@ -51,49 +70,63 @@ class Reloader:
         self._requested.set()
 
     def _run(self) -> None:
+        self.watch = BundleWatch(self.bundle)
         while True:
-            self._requested.wait()
-            self._requested.clear()
+            requested = self._requested.wait(self.interval)
             if self._stopping.is_set():
                 return
-            self.reload()
+            if requested:
+                self._requested.clear()
+                self.reload()
+            else:
+                self.watch.look()
 
     def reload(self) -> None:
         path = self.show.path
         try:
             show = load_show(path)
-            check_show_bundle(show, self.stage_count)
+            bundle = load_bundle(show.bundle)
+            check_show_bundle(show, min(self.stage_count, len(bundle.stages)))
+            check_bundle(bundle)
         except UserError as exc:
             log.error("reload failed, the show plays on unchanged: %s", exc)
             self.failures += 1
             return
         for what, old, new in (
-            ("bundle", self.show.bundle.resolve(), show.bundle.resolve()),
+            ("bundle", _identity(self.bundle), _identity(bundle)),
             ("[display]", self.show.display, show.display),
             ("[engine]", self.show.engine, show.engine),
         ):
             if old != new:
                 log.warning("reload: the new %s takes effect when the show restarts", what)
-        self.show = show
+        self.show, self.bundle = show, bundle
+        self.watch = BundleWatch(bundle)
         self.apply(show)
         self.reloads += 1
         log.info("reloaded %s: %d scene(s)", path, len(show.scenes))
 
 
+def _identity(bundle: Bundle) -> tuple[object, ...]:
+    """What makes two bundles the same models: the folder, and every stage as declared
+    (its sha256 included, so new files under the same names count as a new bundle)."""
+    return bundle.path.resolve(), bundle.stages
+
+
 class ShowControl:
-    """OSC server and reloader around a running show; a context manager. ``on_reload`` is
-    handed every reloaded show after the conductor and the OSC server took theirs."""
+    """OSC server and reloader around a running show; a context manager. ``bundle`` is the
+    one the show runs; ``on_reload`` is handed every reloaded show after the conductor and the
+    OSC server took theirs."""
 
     def __init__(
         self,
         show: Show,
         conductor: Conductor,
-        stage_count: int,
+        bundle: Bundle,
         on_reload: Callable[[Show], None] | None = None,
     ) -> None:
         self.conductor = conductor
         self.on_reload = on_reload
-        self.reloader = Reloader(show, stage_count, self._apply)
+        self.reloader = Reloader(show, bundle, self._apply)
         self.osc: OscServer | None = None
         if show.osc.enabled:
             space = AddressSpace(conductor, self.reloader.request, self._reply)

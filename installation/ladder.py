@@ -4,11 +4,13 @@ An exhibition PC must show something even when its GPU path is broken (engines n
 built for another TensorRT, a driver update gone wrong, a CUDA library missing, memory taken by
 another program): a slower show is better than a black screen. ``backend = "auto"`` tries
 TensorRT, then ONNX Runtime's CUDA provider, then its CPU provider, and proves each with one
-frame before trusting it. A silent fallback would only be noticed weeks later as a lower frame
-rate, so the choice is logged once with the reason every better backend was passed over, as an
-error in capitals when one of them is installed but failed. A backend that fails
-while the show runs drops the show to the next rung: the supervisor asks ``fall`` for it while
-the display holds its last frames.
+frame before trusting it. Before any of them, the bundle itself is checked (files, sha256,
+models, a sample: ``installation.bundle_check``), so that a changed or corrupt model file is
+reported as what it is, naming the file, rather than as every backend failing. A silent
+fallback would only be noticed weeks later as a lower frame rate, so the choice is logged once
+with the reason every better backend was passed over, as an error in capitals when one of them
+is installed but failed. A backend that fails while the show runs drops the show to the next
+rung: the supervisor asks ``fall`` for it while the display holds its last frames.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import onnxruntime as ort
 
 from installation.backend import CPU, CUDA, OnnxRuntimeBackend
 from installation.bundle import Bundle
+from installation.bundle_check import check_bundle
 from installation.errors import UserError, first_line
 from installation.faults import DeliberateFault, Faults, FaultyPipeline
 from installation.gpu.cuda import INSTALL_HINT
@@ -56,11 +59,17 @@ class Rung:
 class BackendLadder:
     """The pipeline the show runs on now, and the rungs below it to fall to."""
 
-    def __init__(self, rungs: Sequence[Rung], faults: Faults | None = None) -> None:
+    def __init__(
+        self, rungs: Sequence[Rung], faults: Faults | None = None, bundle: Bundle | None = None
+    ) -> None:
         if not rungs:
             raise ValueError("a ladder needs at least one rung")
         self.rungs = tuple(rungs)
         self.faults = faults or Faults()
+        #: Checked by ``start`` before the first rung is tried; what looked doubtful goes to
+        #: ``warnings``.
+        self.bundle = bundle
+        self.warnings: list[str] = []
         self._index = -1
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
@@ -86,7 +95,10 @@ class BackendLadder:
             return self.rungs[self._index].name if self._index >= 0 else "-"
 
     def start(self) -> Pipeline:
-        """Load the bundle on the best rung that runs a frame; UserError if none does."""
+        """Load the bundle on the best rung that runs a frame; UserError if the bundle is
+        broken, or if no rung runs it."""
+        if self.bundle is not None:
+            self.warnings = check_bundle(self.bundle)
         reasons = self._climb(0)
         if self._pipeline is None:
             raise UserError("no backend can run this bundle: " + _joined(reasons))
@@ -172,7 +184,7 @@ def ladder_for(
     }
     names = LADDER if backend == "auto" else (backend,)
     faults = Faults.from_environment() if faults is None else faults
-    return BackendLadder([Rung(name, loaders[name]) for name in names], faults)
+    return BackendLadder([Rung(name, loaders[name]) for name in names], faults, bundle)
 
 
 def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:

@@ -49,12 +49,7 @@ class Pipeline:
     @classmethod
     def load(cls, bundle: Bundle, backend: Backend) -> Pipeline:
         """Check the bundle's files, load every stage and check it against the manifest."""
-        verify_files(bundle)
-        stages = []
-        for spec in bundle.stages:
-            model = backend.load(spec.path)
-            check_io(spec, model.inputs, model.outputs)
-            stages.append(Stage(spec, model))
+        stages = load_stages(bundle, backend)
         log.info(
             "loaded bundle %s (%s) on %s: %s",
             bundle.name,
@@ -78,16 +73,18 @@ class Pipeline:
         ``stages`` stops after that many stages (a scene may want the rougher, faster
         pictures of the early stages); None runs them all.
         """
-        first = self.stages[0].spec
-        batch = np.ascontiguousarray(latents, dtype=np.float32).reshape(
-            (len(latents), *first.input_shape)
-        )
+        batch = self.first_input(latents)
         count = min(stages or len(self.stages), len(self.stages))
         if self.chain is not None and count <= self.chained:
             last = self.stages[count - 1].spec
             return to_rgb8(to_unit(self.chain.run(batch, count), last.layout, last.range))
         *_, (_, unit) = self.walk(batch, count)
         return to_rgb8(unit)
+
+    def first_input(self, latents: np.ndarray) -> np.ndarray:
+        """(N, latent_size) latents as a float32 batch for the first stage."""
+        shape = self.stages[0].spec.input_shape
+        return np.ascontiguousarray(latents, dtype=np.float32).reshape((len(latents), *shape))
 
     def walk(
         self, batch: np.ndarray, count: int | None = None
@@ -114,6 +111,19 @@ class Pipeline:
         else:
             output = stage.model.run(batch)
         return to_unit(output, stage.spec.layout, stage.spec.range)
+
+
+def load_stages(bundle: Bundle, backend: Backend) -> list[Stage]:
+    """Every stage of ``bundle`` loaded on ``backend`` and checked against the manifest, once
+    every file has matched its sha256: a changed file is named as such, before any backend
+    gets to misread it."""
+    verify_files(bundle)
+    stages = []
+    for spec in bundle.stages:
+        model = backend.load(spec.path)
+        check_io(spec, model.inputs, model.outputs)
+        stages.append(Stage(spec, model))
+    return stages
 
 
 def _direct_prefix(specs: list[StageSpec]) -> int:

@@ -65,7 +65,7 @@ class LiveShow:
         self.show, self.ladder, self.conductor = open_show(show)
         self.pipeline = self.ladder.pipeline
         self.display = ProbeDisplay()
-        self.control = ShowControl(self.show, self.conductor, len(self.pipeline.stages))
+        self.control = ShowControl(self.show, self.conductor, self.pipeline.bundle)
         self.seconds = seconds
         self.result: RunResult | None = None
         self._thread = threading.Thread(target=self._play, name="show")
