@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -18,13 +20,28 @@ from pathlib import Path
 from export.cli import register as register_export
 from installation.errors import UserError
 from installation.service.journal import configure_logging
+from installation.service.signals import RunSignals
 
 log = logging.getLogger("installation")
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        code = _command(argv)
+        sys.stdout.flush()  # a reader that went away shows here, not as a mess at exit
+    except BrokenPipeError:
+        # `installation status | head -2`: the reader has what it wanted. Python would try
+        # to flush stdout again at exit and fail again, so stdout goes to /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    return code
+
+
+def _command(argv: list[str] | None) -> int:
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # after --help (0) or a usage error (2)
+        return int(exc.code or 0)
     configure_logging(args.verbose)
     try:
         return args.func(args)
@@ -63,14 +80,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--seconds", type=_seconds, required=True, help="length of show time to render"
     )
     render.add_argument("--fps", type=_seconds, default=30.0, help="frames per second (30)")
-    render.add_argument("--out", type=Path, required=True, help="folder for the PNG frames")
+    render.add_argument(
+        "--out", type=Path, required=True, help="folder for the PNG frames (new or empty)"
+    )
+    render.add_argument(
+        "--force",
+        action="store_true",
+        help="render into a folder that is not empty, replacing the frame_*.png files in it",
+    )
     render.add_argument(
         "--size", type=_size, metavar="WxH", help="scale frames to this size (default: bundle's)"
     )
     render.set_defaults(func=_render)
 
     check = commands.add_parser(
-        "check", help="validate a show and its bundle without opening a window"
+        "check",
+        help="validate a show and its bundle, and run each stage once on a sample, without "
+        "opening a window",
     )
     _show_argument(check, optional=False)
     check.set_defaults(func=_check)
@@ -163,18 +189,25 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    # Before anything slow: a SIGHUP while the bundle loads must not end the show. Kept
+    # until the process exits, so that no late signal changes how it ends.
+    signals = RunSignals().install()
     from installation.session import run_show
 
     mode = "headless" if args.headless else "windowed" if args.windowed else None
-    return run_show(args.show, mode, args.duration)
+    try:
+        return run_show(args.show, mode, args.duration, signals)
+    finally:
+        signals.ended()
 
 
 def _render(args: argparse.Namespace) -> int:
-    from installation.render import render
+    from installation.render import FrameFolder, render
     from installation.session import open_show
 
+    out = FrameFolder(args.out, args.force)
     _show, ladder, conductor = open_show(args.show)
-    count = render(ladder.pipeline, conductor, args.seconds, args.fps, args.out, args.size)
+    count = render(ladder.pipeline, conductor, args.seconds, args.fps, out, args.size)
     print(f"wrote {count} frames to {args.out}")
     return 0
 
@@ -186,9 +219,10 @@ def _check(args: argparse.Namespace) -> int:
     pipeline = ladder.pipeline
     width, height = pipeline.bundle.output_size
     stages = " -> ".join(stage.spec.name for stage in pipeline.stages)
+    warned = f", {len(ladder.warnings)} warning(s) above" if ladder.warnings else ""
     print(
         f"ok: {show.path}: bundle {pipeline.bundle.name} ({stages}), {width}x{height} frames, "
-        f"on {ladder.name}"
+        f"on {ladder.name}{warned}"
     )
     return 0
 
@@ -251,5 +285,11 @@ def _status(args: argparse.Namespace) -> int:
         print("installation: not running (no health record found)")
         return 1
     record = read_status(path)
-    print(json.dumps(record, indent=2) if args.json else format_status(record))
-    return 0 if is_current(record, time.time()) else 1
+    try:
+        text = json.dumps(record, indent=2) if args.json else format_status(record)
+        current = is_current(record, time.time())
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        # The file is anyone's to edit or damage: what is wrong with it, not a traceback.
+        raise UserError(f"{path}: a damaged status file ({type(exc).__name__}: {exc})") from None
+    print(text)
+    return 0 if current else 1

@@ -15,10 +15,12 @@ from installation.conductor import Conductor
 from installation.control import ShowControl
 from installation.display import make_display
 from installation.ladder import BackendLadder, ladder_for
+from installation.osc.server import OscServer
 from installation.player import play
 from installation.quality import AdaptiveQuality, QualityPolicy
 from installation.service.health import Record
 from installation.service.lifecycle import Service
+from installation.service.signals import RunSignals
 from installation.show import Show, check_show_bundle, load_show
 
 log = logging.getLogger(__name__)
@@ -42,21 +44,29 @@ def open_show(show_path: Path | None) -> tuple[Show, BackendLadder, Conductor]:
     return show, ladder, conductor
 
 
-def run_show(show_path: Path | None, mode: str | None, duration: float | None) -> int:
-    """Play a show until quit or ``duration``; the exit code for the command line."""
+def run_show(
+    show_path: Path | None, mode: str | None, duration: float | None, signals: RunSignals
+) -> int:
+    """Play a show until quit or ``duration``; the exit code for the command line.
+    ``signals`` were installed first thing, and hold what came while the show loaded."""
     show, ladder, conductor = open_show(show_path)
     quality = _quality(show, ladder)
     display = make_display(mode or show.display.mode, _window_size(show, mode))
     display.open(show.title)
     log.info("playing %s on %s", show.path, display.description)
 
-    def engine() -> Record:
+    def details() -> Record:
         stages = {"used": quality.cap, "of": quality.full, "quality": show.engine.quality}
-        return {"backend": ladder.name, "stages": stages}
+        return {"backend": ladder.name, "stages": stages, "osc": _osc_state(control.osc)}
 
-    service = Service.for_run(show, engine, lambda: conductor.status().scene)
+    service = Service.for_run(show, details, lambda: conductor.status().scene, signals)
+    control = ShowControl(show, conductor, ladder.pipeline.bundle, service.reload)
     try:
-        with ShowControl(show, conductor, quality.full, service.reload):
+        with control:
+            if signals.take_reload():
+                # The file may have changed after it was read at start-up: read it again.
+                log.info("reload requested during start-up: reloading %s", show.path)
+                control.reloader.request()
             result = play(
                 display,
                 ladder,
@@ -86,6 +96,17 @@ def run_show(show_path: Path | None, mode: str | None, duration: float | None) -
         log.error("stopped because the inference worker failed: %s", result.error)
         return 1
     return 0
+
+
+def _osc_state(server: OscServer | None) -> Record:
+    """Whether OSC listens, for the health record: the show plays on when its port cannot be
+    bound (and the server tries again), so staff need to see that it cannot be steered."""
+    if server is None:
+        return {"state": "off"}
+    bound = server.address
+    host, port = bound if bound is not None else (server.settings.address, server.settings.port)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return {"state": "not listening" if bound is None else "listening", "address": where}
 
 
 def _quality(show: Show, ladder: BackendLadder) -> AdaptiveQuality:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from typing import Any
 
 import pytest
 from conftest import DEFAULT_SHOW
-from service_helpers import NotifySocket
+from service_helpers import NotifySocket, ended_pid
 
 from installation.faults import FAULTS_ENV
 
@@ -186,3 +187,134 @@ def test_runs_without_systemd_python(tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     assert "NOTIFY_SOCKET is set but systemd-python is not installed" in completed.stderr
     assert notify_socket.messages == []
+
+
+def handles(pid: int, signum: int) -> bool:
+    """Whether process ``pid`` has a handler for ``signum`` (its SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signum - 1) & 1)
+    return False
+
+
+def start_run(runtime: Path, show: Path) -> subprocess.Popen[str]:
+    child = subprocess.Popen(
+        [sys.executable, "-m", "installation", "run", "--headless", str(show)],
+        env=environment(runtime),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 15
+    while not handles(child.pid, signal.SIGHUP):
+        assert time.monotonic() < deadline, "installation run never handled SIGHUP"
+        time.sleep(0.001)
+    return child
+
+
+def with_osc_port(show: Path, port: int) -> Path:
+    text = show.read_text()
+    assert "\nport = 9000\n" in text
+    show.write_text(text.replace("\nport = 9000\n", f"\nport = {port}\n"))
+    return show
+
+
+def test_signals_at_start_up_do_not_end_the_show_uncleanly(tmp_path: Path, show_copy: Path) -> None:
+    # SIGHUP as soon as the process handles it, while it still loads the bundle: remembered,
+    # and the show file read again once the reloader is up.
+    runtime = tmp_path / "run"
+    child = start_run(runtime, with_osc_port(show_copy, 0))
+    try:
+        child.send_signal(signal.SIGHUP)
+        record = wait_for_record(runtime, lambda r: r["state"] == "playing")
+        assert record["osc"]["state"] == "listening"
+        assert record["osc"]["address"].startswith("127.0.0.1:")
+        child.send_signal(signal.SIGTERM)
+        returncode = child.wait(timeout=10)
+    finally:
+        child.kill()
+        _out, stderr = child.communicate()
+    assert returncode == 0, stderr
+    assert "Traceback" not in stderr
+    early = stderr.index(f"reload requested during start-up: reloading {show_copy}")
+    assert stderr.index(f"reloaded {show_copy}: 1 scene(s)") > early
+    # SIGTERM before the show plays ends the start-up at once, cleanly.
+    child = start_run(tmp_path / "run2", DEFAULT_SHOW)
+    child.send_signal(signal.SIGTERM)
+    _out, stderr = child.communicate(timeout=10)
+    assert child.returncode == 0, stderr
+    assert stderr.rstrip().endswith("stop requested during start-up")
+
+
+def test_more_stop_signals_during_the_fade_still_end_with_exit_zero(tmp_path: Path) -> None:
+    runtime = tmp_path / "run"
+    child = start_run(runtime, DEFAULT_SHOW)
+    sent = 0
+    try:
+        wait_for_record(runtime, lambda r: r["state"] == "playing")
+        # Signals every 20 ms until the process has gone: during the fade, and while it
+        # joins its threads and exits.
+        while child.poll() is None:
+            child.send_signal(signal.SIGINT if sent % 2 else signal.SIGTERM)
+            sent += 1
+            time.sleep(0.02)
+    finally:
+        child.kill()
+        _out, stderr = child.communicate()
+    assert child.returncode == 0, stderr
+    assert sent >= 3
+    assert "Traceback" not in stderr
+    assert "stop requested again: cutting the fade short" in stderr
+
+
+def test_status_says_when_osc_cannot_listen_and_minds_a_closed_pipe(
+    tmp_path: Path, show_copy: Path
+) -> None:
+    runtime = tmp_path / "run"
+    environ = environment(runtime)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        port = taken.getsockname()[1]
+        child = start_run(runtime, with_osc_port(show_copy, port))
+        try:
+            wait_for_record(runtime, lambda r: r["state"] == "playing")
+            status = installation(environ, "status")
+            # The reader of a pipe has gone before the first line: no traceback, no noise.
+            reader, writer = os.pipe()
+            os.close(reader)
+            closed = [
+                subprocess.run(
+                    [sys.executable, "-m", "installation", "status", *json_flag],
+                    env=environ,
+                    stdout=writer,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                    timeout=60,
+                )
+                for json_flag in ([], ["--json"])
+            ]
+            os.close(writer)
+            child.send_signal(signal.SIGTERM)
+            returncode = child.wait(timeout=10)
+        finally:
+            child.kill()
+            child.communicate()
+    assert returncode == 0
+    assert status.returncode == 0, status.stderr
+    headline, *rows = status.stdout.splitlines()
+    assert headline.endswith(", OSC NOT LISTENING"), headline
+    assert f"  osc         NOT LISTENING on 127.0.0.1:{port} (port in use?" in "\n".join(rows)
+    assert [(c.returncode, c.stderr) for c in closed] == [(141, ""), (141, "")]
+
+
+def test_status_of_a_damaged_record_is_one_line(tmp_path: Path) -> None:
+    record = {key: None for key in ("state", "show", "title", "backend", "scene", "hours")}
+    record.update(pid=ended_pid(), updated=0, uptime=0, fps=[], frames={}, restarts=[])
+    path = tmp_path / "status.json"
+    path.write_text(json.dumps({**record, "last_error": None}))
+    completed = installation(environment(tmp_path), "status", "--file", str(path))
+    assert (completed.returncode, completed.stdout) == (2, "")
+    assert completed.stderr == (
+        f"installation: error: {path}: a damaged status file "
+        "(TypeError: list indices must be integers or slices, not str)\n"
+    )

@@ -9,6 +9,8 @@ inside the real pipeline.
 from __future__ import annotations
 
 import itertools
+import logging
+import os
 import signal
 import threading
 import time
@@ -28,10 +30,12 @@ from installation.frames import Frame
 from installation.hours import DAY, OpeningHours, Span
 from installation.ladder import ladder_for
 from installation.player import RunResult, play
+from installation.service import monitor
 from installation.service.health import read_status, write_status
 from installation.service.lifecycle import STOP_FADE, Service
 from installation.service.monitor import ShowInfo
 from installation.service.notify import Notifier
+from installation.service.signals import RunSignals
 from installation.service.supervisor import RestartPolicy
 from installation.session import load_parts
 
@@ -163,7 +167,8 @@ def test_sigterm_fades_to_black_and_ends_the_show() -> None:
     threading.Timer(1.5, signal.raise_signal, (signal.SIGTERM,)).start()
     previous = signal.getsignal(signal.SIGTERM)
     started = time.monotonic()
-    display, result = run(Faults(), 30.0, service(handle_signals=True))
+    with RunSignals() as signals:
+        display, result = run(Faults(), 30.0, service(signals=signals))
     took = time.monotonic() - started
     assert result.error is None
     assert 1.5 + STOP_FADE - 0.1 < took < 1.5 + STOP_FADE + 1.0
@@ -237,3 +242,66 @@ def test_the_next_instance_counts_restarts_and_keeps_the_last_error(
     assert record["restarts"]["process"] == 1
     assert record["last_error"] == {"at": 1.0, "message": "x"}
     assert record["state"] == "stopped" and record["frames"]["shown"] > 0
+
+
+def test_a_failed_status_write_is_retried_and_logged_once_each_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(monitor, "REPORT_INTERVAL", 0.25)
+    path = tmp_path / "status.json"
+    # A folder where the writer's temporary file goes: creating it fails (EISDIR) as on a
+    # full disk, whoever runs the test, until the folder is removed.
+    blocker = tmp_path / f".status.json.{os.getpid()}.tmp"
+    blocker.mkdir()
+    seen: list[str] = []
+
+    def disk_frees_up() -> None:
+        deadline = time.monotonic() + 20
+        while "cannot write the status file" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        time.sleep(0.6)  # two more reports fail meanwhile
+        blocker.rmdir()
+        while not path.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(read_status(path)["state"])
+
+    freeing = threading.Thread(target=disk_frees_up)
+    freeing.start()
+    with caplog.at_level(logging.INFO):
+        run(Faults(), 3.0, service(status_path=path))
+    freeing.join()
+    assert seen == ["playing"], "the record came back while the show played"
+    assert caplog.text.count("cannot write the status file") == 1
+    assert caplog.text.count(f"the status file {path} is written again") == 1
+    assert read_status(path)["state"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        {"restarts": ["process", 3]},
+        {"last_error": "disk full"},
+        {"pid": -1},
+        "{not json",
+    ],
+)
+def test_a_damaged_previous_record_is_ignored(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    damage: dict[str, object] | str,
+) -> None:
+    monkeypatch.setenv("RUNTIME_DIRECTORY", str(tmp_path))
+    path = tmp_path / "status.json"
+    run(Faults(), 0.3, service(status_path=path))
+    if isinstance(damage, str):
+        path.write_text(damage)
+    else:
+        write_status(path, {**read_status(path), "pid": ended_pid(), **damage})
+    run(Faults(), 0.3, service(status_path=path))
+    record = read_status(path)
+    assert record["restarts"]["process"] == 0 and record["last_error"] is None
+    assert record["frames"]["shown"] > 0, "the show started normally"
+    [line] = [r.getMessage() for r in caplog.records if "previous status" in r.getMessage()]
+    assert line.startswith(f"ignoring the previous status: {path}: ")

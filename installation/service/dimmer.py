@@ -43,3 +43,7 @@ class Dimmer:
             return
         current = self.level()
         self._fade = (self._clock(), current, target, seconds * abs(target - current))
+
+    def cut_to(self, level: float) -> None:
+        """Be at ``level`` now, without a fade (a stop that cannot wait)."""
+        self._fade = (self._clock(), level, level, 0.0)

@@ -86,12 +86,18 @@ def read_status(path: Path) -> Record:
         raise UserError(f"{path}: no status file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise UserError(f"{path}: cannot read the status: {exc}") from None
-    if not isinstance(record, dict) or not isinstance(record.get("pid"), int):
+    if not isinstance(record, dict) or not _is_pid(record.get("pid")):
         raise UserError(f"{path}: not a status file of this program")
     missing = [key for key in _KEYS if key not in record]
     if missing:
         raise UserError(f"{path}: a status file of another version (no {', '.join(missing)})")
     return record
+
+
+def _is_pid(value: object) -> bool:
+    """A process id that ``os.kill`` may be asked about: 0 and negative ids name process
+    groups (-1 is every process), and a huge one overflows."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**31
 
 
 def process_exists(pid: int) -> bool:
@@ -114,8 +120,12 @@ def format_status(record: Record, now: float | None = None) -> str:
     now = time.time() if now is None else now
     age = now - record.get("updated", 0)
     pid = record["pid"]
-    if is_current(record, now):
+    current = is_current(record, now)
+    osc = record.get("osc") if current else None  # a show that ended listens to nothing
+    if current:
         headline = f"installation: {record['state']}, pid {pid}, up {duration(record['uptime'])}"
+        if osc and osc["state"] == "not listening":
+            headline += ", OSC NOT LISTENING"
     elif process_exists(pid):
         headline = (
             f"installation: NOT RESPONDING: pid {pid} exists but has not updated its status "
@@ -138,12 +148,13 @@ def format_status(record: Record, now: float | None = None) -> str:
     rows = [
         ("show", f"{record['title']} ({record['show']})"),
         ("scene", record["scene"]),
-        ("frames/s", rates if is_current(record, now) else f"- (ran on {record['backend']})"),
+        ("frames/s", rates if current else f"- (ran on {record['backend']})"),
         (
             "frames",
             f"{shown} shown, {dropped} dropped{share}, {frames['skipped']} skipped by inference",
         ),
         ("hours", _hours(record["hours"])),
+        *([("osc", _osc(osc))] if osc else []),
         (
             "restarts",
             f"{record['restarts']['worker']} of the inference worker, "
@@ -161,6 +172,14 @@ def _stages(record: Record) -> str:
     if not stages:
         return ""
     return f", {stages['used']} of {stages['of']} stages ({stages['quality']})"
+
+
+def _osc(osc: Record) -> str:
+    if osc["state"] == "off":
+        return "off (osc.enabled = false in the show)"
+    if osc["state"] == "listening":
+        return f"listening on {osc['address']}"
+    return f"NOT LISTENING on {osc['address']} (port in use? the show keeps trying)"
 
 
 def _hours(hours: Record) -> str:

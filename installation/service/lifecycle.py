@@ -2,27 +2,26 @@
 
 The show loop sees only :class:`Service`: a master brightness to multiply its picture by, and
 whether to stop. Behind it: the monitor thread (systemd notifications and watchdog, health
-record, opening hours; monitor.py), SIGTERM handling (fade to black, then exit 0), and a record
-of the last error for ``installation status``. The supervisor that restarts a failed inference
-worker is in supervisor.py; the show loop creates it and hands it over here.
+record, opening hours; monitor.py), stopping on SIGTERM or SIGINT (fade to black, then exit 0;
+the signals come through signals.py), and a record of the last error for ``installation
+status``. The supervisor that restarts a failed inference worker is in supervisor.py; the show
+loop creates it and hands it over here.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 from installation.hours import ALWAYS_OPEN, OpeningHours
 from installation.service.dimmer import Dimmer
 from installation.service.health import Record, status_file
 from installation.service.monitor import STALL_LIMIT, LoopProgress, Monitor, ShowInfo
 from installation.service.notify import Notifier
+from installation.service.signals import RunSignals
 from installation.service.supervisor import WorkerSupervisor
 from installation.show import Show
 
@@ -51,8 +50,8 @@ class Service:
         notifier: Notifier | None = None,
         status_path: Path | None = None,
         scene: Callable[[], str] = lambda: "-",
-        engine: Callable[[], Record] = lambda: {"backend": "-"},
-        handle_signals: bool = False,
+        details: Callable[[], Record] = lambda: {"backend": "-"},
+        signals: RunSignals | None = None,
         wall_clock: Callable[[], datetime] = local_now,
         stall_limit: float = STALL_LIMIT,
     ) -> None:
@@ -61,29 +60,34 @@ class Service:
         self.notifier = notifier or Notifier()
         self.status_path = status_path
         self.scene = scene
-        self.engine = engine
-        self.handle_signals = handle_signals
+        self.details = details
+        self.signals = signals
         self.wall_clock = wall_clock
         self.stall_limit = stall_limit
         self.dimmer = Dimmer(1.0 if hours.is_open(wall_clock()) else 0.0)
         self.monitor: Monitor | None = None
         self._stopping = threading.Event()
-        self._previous_handler: Any = None
         self._errors = _LastError(self)
 
     @classmethod
-    def for_run(cls, show: Show, engine: Callable[[], Record], scene: Callable[[], str]) -> Service:
+    def for_run(
+        cls,
+        show: Show,
+        details: Callable[[], Record],
+        scene: Callable[[], str],
+        signals: RunSignals,
+    ) -> Service:
         """The service of ``installation run``: systemd when it started us, the health
-        record for ``installation status`` (``engine`` says the backend and stages in use),
-        the show's opening hours, SIGTERM handled."""
+        record for ``installation status`` (``details`` says the backend and stages in use
+        and whether OSC listens), the show's opening hours, SIGTERM and SIGINT handled."""
         return cls(
             ShowInfo(str(show.path), show.title),
             hours=show.hours,
             notifier=Notifier.from_environment(),
             status_path=status_file(),
             scene=scene,
-            engine=engine,
-            handle_signals=True,
+            details=details,
+            signals=signals,
         )
 
     def reload(self, show: Show) -> None:
@@ -104,11 +108,15 @@ class Service:
         return self._stopping.is_set() and self.dimmer.level() == 0.0
 
     def request_stop(self) -> None:
-        """Fade to black and then stop (what SIGTERM does)."""
+        """Fade to black and then stop (what SIGTERM and SIGINT do); asked again during the
+        fade (an impatient second signal), go black at once: the run still ends cleanly."""
         if not self._stopping.is_set():
             log.info("stop requested: fading to black")
             self._stopping.set()
             self.dimmer.fade_to(0.0, STOP_FADE)
+        elif not self.finished:
+            log.info("stop requested again: cutting the fade short")
+            self.dimmer.cut_to(0.0)
 
     def start(self, loop: LoopProgress, supervisor: WorkerSupervisor) -> None:
         """Begin watching the show loop's ``loop`` statistics and the ``supervisor``."""
@@ -121,26 +129,22 @@ class Service:
             self.hours,
             self.status_path,
             self.scene,
-            self.engine,
+            self.details,
             self._stopping,
             self.wall_clock,
             self.stall_limit,
         )
         logging.getLogger().addHandler(self._errors)
-        if self.handle_signals and threading.current_thread() is threading.main_thread():
-            self._previous_handler = signal.signal(signal.SIGTERM, self._on_sigterm)
+        if self.signals is not None:
+            self.signals.playing(self.request_stop)
         self.monitor.start()
 
     def stop(self) -> None:
-        if self._previous_handler is not None:
-            signal.signal(signal.SIGTERM, self._previous_handler)
-            self._previous_handler = None
+        if self.signals is not None:
+            self.signals.ended()
         if self.monitor is not None:
             self.monitor.stop()
         logging.getLogger().removeHandler(self._errors)
-
-    def _on_sigterm(self, _signum: int, _frame: FrameType | None) -> None:
-        self.request_stop()
 
 
 class _LastError(logging.Handler):

@@ -74,7 +74,7 @@ class Monitor:
         hours: OpeningHours,
         status_path: Path | None,
         scene: Callable[[], str],
-        engine: Callable[[], Record],
+        details: Callable[[], Record],
         stopping: threading.Event,
         wall_clock: Callable[[], datetime],
         stall_limit: float = STALL_LIMIT,
@@ -88,7 +88,7 @@ class Monitor:
         self.hours = hours
         self.status_path = status_path
         self.scene = scene
-        self.engine = engine
+        self.details = details
         self.stopping = stopping
         self.wall_clock = wall_clock
         self.stall_limit = stall_limit
@@ -102,6 +102,7 @@ class Monitor:
         self._open = True
         self._stuck = False
         self._told_stopping = False
+        self._write_failing = False
         self._last_ping = (0, -float("inf"))  # (frames shown, when)
         self._last_report = (0, 0, -float("inf"))  # (shown, generated, when)
         self._last_hours = -float("inf")
@@ -204,11 +205,27 @@ class Monitor:
         if measured and self.ready:
             self.notifier.status(self._summary(rates[0]))
         if self.status_path is not None:
-            try:
-                write_status(self.status_path, record)
-            except OSError as exc:
-                log.warning("cannot write the status file %s: %s", self.status_path, exc)
-                self.status_path = None
+            self._write(self.status_path, record)
+
+    def _write(self, path: Path, record: Record) -> None:
+        """Write the record, trying again at every report after a failure: a disk full for a
+        few seconds must not leave ``installation status`` saying NOT RESPONDING for the rest
+        of the run. A failure is logged when it begins and when it ends, not at each try."""
+        try:
+            write_status(path, record)
+        except OSError as exc:
+            if not self._write_failing:
+                log.warning(
+                    "cannot write the status file %s (trying again every %g s): %s",
+                    path,
+                    REPORT_INTERVAL,
+                    exc,
+                )
+            self._write_failing = True
+            return
+        if self._write_failing:
+            log.info("the status file %s is written again", path)
+        self._write_failing = False
 
     def state(self, final: bool = False) -> str:
         worker = self.supervisor.state
@@ -246,7 +263,7 @@ class Monitor:
             "state": self.state(final),
             "show": self.info.path,
             "title": self.info.title,
-            **self.engine(),
+            **self.details(),
             "scene": self.scene(),
             "started": self.started_wall,
             "updated": time.time(),
@@ -289,11 +306,32 @@ class Monitor:
             return
         if previous["pid"] == os.getpid() or process_exists(previous["pid"]):
             return
-        restarts = previous.get("restarts", {})
-        self.process_restarts = int(restarts.get("process", 0)) + 1
-        self.last_error = previous.get("last_error")
+        restarts = previous["restarts"]
+        count = restarts.get("process") if isinstance(restarts, dict) else None
+        error = previous["last_error"]
+        if not (_is_count(count) and (error is None or _is_error(error))):
+            log.warning(
+                "ignoring the previous status: %s: its restarts or last error are damaged",
+                self.status_path,
+            )
+            return
+        self.process_restarts = count + 1
+        self.last_error = error
         log.info(
             "restart %d of the program; the instance before ended in state %r",
             self.process_restarts,
             previous.get("state"),
         )
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_error(value: object) -> bool:
+    """Whether ``value`` is a last error as ``note_error`` records it."""
+    return (
+        isinstance(value, dict)
+        and isinstance(value.get("at"), int | float)
+        and isinstance(value.get("message"), str)
+    )
