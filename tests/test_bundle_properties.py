@@ -10,7 +10,6 @@ than stopping at the first key.
 from __future__ import annotations
 
 import copy
-import json
 import math
 import tomllib
 from datetime import datetime
@@ -21,6 +20,7 @@ import pytest
 from conftest import DEFAULT_BUNDLE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from toml_text import dumps
 
 from installation.bundle import MANIFEST, Bundle, load_bundle
 from installation.errors import UserError
@@ -46,48 +46,6 @@ values = st.recursive(
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(keys, inner, max_size=3),
     max_leaves=8,
 )
-
-
-def quoted(text: str) -> str:
-    """A TOML basic string: JSON's escapes, less its surrogate pairs, plus DEL's escape."""
-    return json.dumps(text, ensure_ascii=False).replace("\x7f", "\\u007f")
-
-
-def literal(value: Any) -> str:
-    """``value`` as a TOML value (inline tables and arrays for nested data)."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return quoted(value)
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, list):
-        return "[" + ", ".join(literal(item) for item in value) + "]"
-    return "{" + ", ".join(f"{quoted(k)} = {literal(v)}" for k, v in value.items()) + "}"
-
-
-def dumps(document: dict[str, Any]) -> str:
-    """Top-level values, then ``[table]`` and ``[[array]]`` sections, as manifests are written."""
-    lines, sections = [], []
-    for key, value in document.items():
-        name = quoted(key)
-        if isinstance(value, dict):
-            sections += [
-                "",
-                f"[{name}]",
-                *(f"{quoted(k)} = {literal(v)}" for k, v in value.items()),
-            ]
-        elif isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
-            for table in value:
-                sections += ["", f"[[{name}]]"]
-                sections += [f"{quoted(k)} = {literal(v)}" for k, v in table.items()]
-        else:
-            lines.append(f"{name} = {literal(value)}")
-    return "\n".join(lines + sections) + "\n"
 
 
 def tables(document: dict[str, Any]) -> list[dict[str, Any]]:

@@ -8,14 +8,13 @@ the right shape at any finite show time, from far before the start to near the f
 
 from __future__ import annotations
 
-import json
-import re
 import tomllib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import toml_text
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -51,29 +50,6 @@ VALUES = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(TEXT, inner, max_size=3)),
     max_leaves=6,
 )
-
-
-def toml_value(value: Any) -> str:
-    """A value as TOML text; strings and keys that are not bare are quoted, so any text fits."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value, ensure_ascii=False)
-    if isinstance(value, list):
-        return "[" + ", ".join(toml_value(v) for v in value) + "]"
-    return "{" + ", ".join(f"{toml_key(k)} = {toml_value(v)}" for k, v in value.items()) + "}"
-
-
-def toml_key(key: str) -> str:
-    return key if re.fullmatch(r"[A-Za-z0-9_-]+", key) else json.dumps(key, ensure_ascii=False)
-
-
-def toml_table(header: str, table: dict[str, Any]) -> str:
-    lines = [header] if header else []
-    lines += [f"{toml_key(key)} = {toml_value(value)}" for key, value in table.items()]
-    return "\n".join(lines) + "\n"
 
 
 def table_of(
@@ -153,8 +129,8 @@ def show_documents(draw: st.DrawFn) -> str:
             del table[key]
         else:
             table[key] = draw(VALUES)
-    text = "".join(toml_table(header, table) for header, table in tables.items())
-    return text + "".join(toml_table("[[scenes]]", scene) for scene in scenes)
+    text = "".join(toml_text.table(header, table) for header, table in tables.items())
+    return text + "".join(toml_text.table("[[scenes]]", scene) for scene in scenes)
 
 
 @given(show_documents())
@@ -178,7 +154,7 @@ def test_any_show_document_loads_or_is_one_line(
 
 def parsed_scene(values: dict[str, Any]) -> Scene | None:
     """The scene a show file with these values would play, or None when it is refused."""
-    text = toml_table("[[scenes]]", values)
+    text = toml_text.table("[[scenes]]", values)
     doc = TomlDocument(Path("show.toml"), text, tomllib.loads(text))
     try:
         (scene,) = parse_scenes(Section.root(doc).tables("scenes"))
