@@ -40,6 +40,11 @@ ORT_CUDA = "onnxruntime-cuda"
 ORT_CPU = "onnxruntime-cpu"
 #: Best first.
 LADDER = (TENSORRT, ORT_CUDA, ORT_CPU)
+#: onnxruntime and onnxruntime-gpu install the same module: one must go before the other comes.
+ORT_GPU_HINT = (
+    "on a kiosk: sudo deploy/setup.sh SHOW --gpu; elsewhere: pip uninstall onnxruntime, "
+    "then pip install onnxruntime-gpu"
+)
 
 
 class Absent(UserError):
@@ -201,5 +206,5 @@ def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:
 
 def _onnxruntime_cuda(bundle: Bundle, threads: int | None) -> Pipeline:
     if CUDA not in ort.get_available_providers():
-        raise Absent(f"this ONNX Runtime has no {CUDA} (pip install onnxruntime-gpu)")
+        raise Absent(f"this ONNX Runtime has no {CUDA} ({ORT_GPU_HINT})")
     return Pipeline.load(bundle, OnnxRuntimeBackend(CUDA, threads))

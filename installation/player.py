@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from installation.conductor import Conductor
-from installation.display import Display
+from installation.display import Display, DisplayLost
 from installation.display.base import Action
 from installation.frames import FrameQueue, Pick
 from installation.ladder import BackendLadder
@@ -64,6 +64,8 @@ class RunResult:
     skipped: int
     error: BaseException | None
     restarts: int = 0
+    #: Why the display went away under the show, when that is what ended it.
+    display_lost: str | None = None
 
 
 class ShowClock:
@@ -87,7 +89,8 @@ def play(
     quality: AdaptiveQuality | None = None,
 ) -> RunResult:
     """Run the show on an open display until quit, ``duration`` seconds, the ``service``
-    finishing a stop (SIGTERM), or the supervisor giving up on the inference worker.
+    finishing a stop (SIGTERM), the supervisor giving up on the inference worker, or the
+    display going away (logged as an error while the service still records errors).
 
     ``engine`` is a started ladder (inference drops to its next backend when one fails) or
     one pipeline; ``quality`` caps the stages frames run (None: all the scenes ask for).
@@ -115,14 +118,18 @@ def play(
     stats = LoopStats(budget=1.0 / fps)
     service = service or Service()
     worker.start()
+    lost: str | None = None
     try:
         service.start(stats, worker)
         _loop(display, queue, conductor, worker, clock, stats, duration, service)
+    except DisplayLost as exc:
+        lost = str(exc)
+        log.error("display lost: %s", lost)
     finally:
         service.stop()
         worker.stop()
     return RunResult(
-        stats, clock(), worker.generated, worker.skipped, worker.error, worker.restarts
+        stats, clock(), worker.generated, worker.skipped, worker.error, worker.restarts, lost
     )
 
 

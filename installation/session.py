@@ -13,7 +13,7 @@ from pathlib import Path
 from installation.bundle import Bundle, load_bundle
 from installation.conductor import Conductor
 from installation.control import ShowControl
-from installation.display import make_display
+from installation.display import EXIT_DISPLAY_LOST, make_display
 from installation.ladder import BackendLadder, ladder_for
 from installation.osc.server import OscServer
 from installation.player import play
@@ -92,6 +92,8 @@ def run_show(
         stats.late,
         stats.max_interval * 1e3,
     )
+    if result.display_lost is not None:
+        return EXIT_DISPLAY_LOST
     if result.error is not None:
         log.error("stopped because the inference worker failed: %s", result.error)
         return 1

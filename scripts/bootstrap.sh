@@ -13,6 +13,7 @@ case "${1:-}" in
   --test)
     extra="[test]"
     packages+=(gcc python3-dev pkg-config libsystemd-dev systemd)
+    packages+=(xvfb cage libwayland-egl1 libwayland-cursor0 libegl-mesa0 libgl1-mesa-dri)
     ;;
   *) echo "usage: $0 [--test]" >&2; exit 2 ;;
 esac

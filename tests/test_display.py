@@ -5,14 +5,19 @@ import os
 os.environ["SDL_VIDEODRIVER"] = "dummy"
 
 import logging
+import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import pygame
 import pytest
+from conftest import brisk_conductor
 
+from installation.backend import CPU, OnnxRuntimeBackend
 from installation.display import (
     Action,
+    DisplayLost,
     FullscreenDisplay,
     HeadlessDisplay,
     WindowedDisplay,
@@ -20,8 +25,12 @@ from installation.display import (
     make_display,
     textures,
 )
+from installation.display.connection import lost_connection, wayland_socket
 from installation.errors import UserError
 from installation.frames import Frame
+from installation.pipeline import Pipeline
+from installation.player import play
+from installation.service.lifecycle import Service
 
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)
@@ -235,3 +244,52 @@ def test_make_display() -> None:
         make_display("projector")
     with pytest.raises(UserError, match="display size"):
         make_display("windowed", (0, 600))
+
+
+def test_a_compositor_that_no_longer_takes_clients_is_lost(tmp_path: Path) -> None:
+    path = tmp_path / "wayland-1"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen()
+        assert wayland_socket({"WAYLAND_DISPLAY": "wayland-1", "XDG_RUNTIME_DIR": str(tmp_path)})
+        assert lost_connection("wayland", {"WAYLAND_DISPLAY": str(path)}) is None
+        assert lost_connection("wayland", {"XDG_RUNTIME_DIR": str(tmp_path)}) == (
+            f"the Wayland compositor at {tmp_path / 'wayland-0'} is gone "
+            "(No such file or directory)"
+        )
+    # Killed with SIGKILL, a compositor leaves its socket behind, refusing connections.
+    assert lost_connection("wayland", {"WAYLAND_DISPLAY": str(path)}) == (
+        f"the Wayland compositor at {path} is gone (Connection refused)"
+    )
+    assert lost_connection("wayland", {"WAYLAND_SOCKET": "5"}) is None  # cannot be asked
+    assert lost_connection("dummy", {"WAYLAND_DISPLAY": str(path)}) is None
+
+
+class LosingDisplay(HeadlessDisplay):
+    """The real headless display, whose server goes away after a few frames."""
+
+    def __init__(self, frames: int) -> None:
+        super().__init__()
+        self.frames = frames
+
+    def poll(self) -> list[Action]:
+        self.frames -= 1
+        if self.frames == 0:
+            raise DisplayLost("the compositor went away")
+        return super().poll()
+
+
+def test_a_lost_display_ends_play_with_its_cause_in_the_health_record() -> None:
+    bundle, conductor = brisk_conductor(hold=0.5, morph=1.0)
+    pipeline = Pipeline.load(bundle, OnnxRuntimeBackend(CPU, threads=1))
+    display = LosingDisplay(frames=5)
+    service = Service()
+    display.open("test")
+    try:
+        result = play(display, pipeline, conductor, fps=60, lead=0.1, service=service)
+    finally:
+        display.close()
+    assert result.display_lost == "the compositor went away"
+    assert result.error is None
+    assert service.monitor is not None and service.monitor.last_error is not None
+    assert service.monitor.last_error["message"] == "display lost: the compositor went away"

@@ -4,15 +4,17 @@ for tests. Pick one with :func:`make_display`.
 
 from __future__ import annotations
 
-from installation.display.base import Action, Display
+from installation.display.base import EXIT_DISPLAY_LOST, Action, Display, DisplayLost
 from installation.display.layout import fit_rect
 from installation.display.modes import FullscreenDisplay, HeadlessDisplay, WindowedDisplay
 from installation.display.sdl import SdlDisplay
 from installation.errors import UserError
 
 __all__ = [
+    "EXIT_DISPLAY_LOST",
     "Action",
     "Display",
+    "DisplayLost",
     "FullscreenDisplay",
     "HeadlessDisplay",
     "SdlDisplay",

@@ -12,6 +12,18 @@ from enum import StrEnum
 
 from installation.frames import Frame
 
+#: The exit code of a show whose screen went away: not 0, which says it ended as asked, and not
+#: 1 or 2, which say that inference or the user's files are at fault.
+EXIT_DISPLAY_LOST = 3
+
+
+class DisplayLost(Exception):
+    """The display server (the compositor, or the X server) went away under the show.
+
+    Told apart from the visitor or technician quitting, because a show that ended on its own
+    must not look like one that was stopped: the gallery has a black screen either way.
+    """
+
 
 class Action(StrEnum):
     """What the visitor or technician asked for since the last poll.
@@ -40,7 +52,8 @@ class Display(ABC):
     def poll(self) -> list[Action]:
         """Drain pending window and keyboard events and return the actions they ask for.
 
-        Must be called every frame: it is also what keeps the window responsive.
+        Must be called every frame: it is also what keeps the window responsive. Raises
+        :class:`DisplayLost`, with the cause, when the display server has gone.
         """
 
     @abstractmethod

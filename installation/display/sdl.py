@@ -15,8 +15,10 @@ import pygame
 from pygame._sdl2 import video
 from pygame._sdl2.sdl2 import error as SdlError
 
-from installation.display.base import Action, Display
+from installation.display.base import Action, Display, DisplayLost
+from installation.display.connection import lost_connection, watch_x_connection
 from installation.display.layout import fit_rect
+from installation.display.libraries import require_video_libraries
 from installation.display.textures import TextureCache
 from installation.errors import UserError
 from installation.frames import Frame
@@ -28,6 +30,18 @@ _BLACK = (0, 0, 0, 255)
 _QUIT_KEYS = (pygame.K_ESCAPE, pygame.K_q)
 # Video drivers that SDL falls back to when it finds no screen: a show there is invisible.
 _INVISIBLE_DRIVERS = ("offscreen", "dummy")
+# This pygame's SDL has no console (kmsdrm) driver: a screen needs a compositor or desktop.
+_WHERE_TO_RUN = (
+    "in a gallery run the show under the cage compositor as deploy/setup.sh installs it "
+    "(docs/kiosk.md), on a workstation inside the desktop session with --windowed, or "
+    "without a screen with --headless"
+)
+
+
+def _desktop_size(display_index: int) -> tuple[int, int]:
+    """The size of one screen, as the desktop uses it."""
+    sizes = pygame.display.get_desktop_sizes()
+    return sizes[display_index] if display_index < len(sizes) else sizes[0]
 
 
 def open_renderer(window: video.Window) -> tuple[video.Renderer, str]:
@@ -101,26 +115,27 @@ class SdlDisplay(Display):
         self._prepare_video_driver()
         # SDL reads the hint when textures are created; a user's own setting wins.
         os.environ.setdefault("SDL_RENDER_SCALE_QUALITY", "linear")
+        # A driver asked for by name is checked before SDL starts it, the one SDL picked
+        # before its first window: that is where a missing library crashes the process.
+        requested = [name for name in os.environ.get("SDL_VIDEODRIVER", "").split(",") if name]
+        for name in requested:
+            require_video_libraries(name)
         with ExitStack() as undo:
             try:
                 pygame.display.init()
             except pygame.error as exc:
-                raise UserError(
-                    f"cannot start SDL video ({exc}): run inside the desktop session, "
-                    "set SDL_VIDEODRIVER, or use the headless display"
-                ) from exc
+                raise UserError(f"cannot start SDL video ({exc}): {_WHERE_TO_RUN}") from exc
             undo.callback(pygame.display.quit)
-            window = video.Window(
-                title,
-                size=self._size,
-                fullscreen_desktop=self.starts_fullscreen,
-                resizable=not self.fixed_size,
-            )
+            driver = pygame.display.get_driver()
+            if driver not in requested:
+                require_video_libraries(driver)
+            if driver == "x11":
+                watch_x_connection()
+            window = self._open_window(title, driver)
             undo.callback(window.destroy)
             renderer, renderer_name = open_renderer(window)
             undo.pop_all()
         renderer.draw_color = _BLACK
-        driver = pygame.display.get_driver()
         self._session = _Session(
             driver, window, renderer, renderer_name, TextureCache(renderer), self.starts_fullscreen
         )
@@ -131,16 +146,37 @@ class SdlDisplay(Display):
             return
         if driver in _INVISIBLE_DRIVERS:
             logger.warning(
-                "SDL found no screen and uses its %s video driver: nothing is visible; "
-                "start the show inside the display session (DISPLAY or WAYLAND_DISPLAY) or "
-                "set SDL_VIDEODRIVER=kmsdrm on a console",
+                "SDL found no screen and uses its %s video driver: nothing is visible; %s",
                 driver,
+                _WHERE_TO_RUN,
             )
         if renderer_name == "software":
             logger.warning(
                 "SDL fell back to the software renderer: expect high CPU use and dropped "
                 "frames; check the GPU driver"
             )
+
+    def _open_window(self, title: str, driver: str) -> video.Window:
+        """The window, fullscreen ones made as large as the screen they cover.
+
+        An X server without a window manager ignores the request to go fullscreen, so a
+        window made at its windowed size would stay that size in the middle of the screen.
+        """
+        size = _desktop_size(0) if self.starts_fullscreen else self._size
+        try:
+            return video.Window(
+                title,
+                size=size,
+                position=video.WINDOWPOS_CENTERED,
+                fullscreen_desktop=self.starts_fullscreen,
+                resizable=not self.fixed_size,
+            )
+        except (SdlError, pygame.error) as exc:
+            raise UserError(
+                f"cannot open a window with SDL's {driver} video driver ({exc}): check the "
+                "GL/EGL driver (Mesa: libegl-mesa0 libgl1-mesa-dri) and, under systemd, the "
+                "unit's sandbox (docs/kiosk.md)"
+            ) from exc
 
     def _require_session(self) -> _Session:
         if self._session is None:
@@ -174,6 +210,10 @@ class SdlDisplay(Display):
         session = self._require_session()
         actions = []
         for event in pygame.event.get():
+            if event.type == pygame.QUIT:
+                lost = lost_connection(session.driver)
+                if lost is not None:
+                    raise DisplayLost(lost)
             if event.type in (pygame.QUIT, pygame.WINDOWCLOSE) or (
                 event.type == pygame.KEYDOWN and event.key in _QUIT_KEYS
             ):
@@ -183,14 +223,22 @@ class SdlDisplay(Display):
                 actions.append(Action.TOGGLE_FULLSCREEN)
         return actions
 
-    @staticmethod
-    def _toggle_fullscreen(session: _Session) -> None:
-        """Switch between desktop fullscreen and a window; a failure must not end the show."""
+    def _toggle_fullscreen(self, session: _Session) -> None:
+        """Switch between desktop fullscreen and a window; a failure must not end the show.
+
+        The size is set as well, for an X server without a window manager (see _open_window).
+        """
+        window = session.window
         try:
             if session.fullscreen:
-                session.window.set_windowed()
+                window.set_windowed()
+                window.size = self._size
+                window.position = video.WINDOWPOS_CENTERED
             else:
-                session.window.set_fullscreen(desktop=True)
+                # Placed first: SDL does not move a window that is already fullscreen.
+                window.size = _desktop_size(window.display_index)
+                window.position = video.WINDOWPOS_CENTERED
+                window.set_fullscreen(desktop=True)
         except (SdlError, pygame.error) as exc:
             logger.warning("could not toggle fullscreen: %s", exc)
             return

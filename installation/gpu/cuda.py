@@ -25,7 +25,12 @@ from installation.errors import UserError
 
 log = logging.getLogger(__name__)
 
-INSTALL_HINT = "pip install 'installation[gpu]'"
+#: How to get the NVIDIA packages: the project is not on PyPI, so from its own folder, and
+#: TensorRT's libraries from NVIDIA's index (what deploy/setup.sh --gpu does on a kiosk).
+INSTALL_HINT = (
+    "on a kiosk: sudo deploy/setup.sh SHOW --gpu; in a checkout: .venv/bin/pip install "
+    "--extra-index-url https://pypi.nvidia.com -e '.[gpu]'; see docs/gpu.md"
+)
 
 #: What the usual failures of the first CUDA call mean to someone standing at the PC.
 _REASONS = {
