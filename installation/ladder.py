@@ -43,7 +43,7 @@ LADDER = (TENSORRT, ORT_CUDA, ORT_CPU)
 #: onnxruntime and onnxruntime-gpu install the same module: one must go before the other comes.
 ORT_GPU_HINT = (
     "on a kiosk: sudo deploy/setup.sh SHOW --gpu; elsewhere: pip uninstall onnxruntime, "
-    "then pip install onnxruntime-gpu"
+    "then pip install 'onnxruntime-gpu<1.27' (the last CUDA 12 builds; driver 525 or newer)"
 )
 
 

@@ -54,8 +54,9 @@ def test_units_verify(units: Path) -> None:
 
 
 @needs_systemd_analyze
-def test_the_show_service_is_hardened(units: Path) -> None:
-    completed = analyze(units, "security", "--offline=true", f"./{UNITS[0]}")
+@pytest.mark.parametrize("name", UNITS)
+def test_both_units_are_hardened(units: Path, name: str) -> None:
+    completed = analyze(units, "security", "--offline=true", f"./{name}")
     assert completed.returncode == 0, completed.stderr
     exposure = re.search(r"Overall exposure level for \S+: (\d+\.\d+)", completed.stdout)
     assert exposure is not None, completed.stdout
@@ -66,6 +67,20 @@ def setting(text: str, key: str) -> str:
     match = re.search(f"^{key}=(.*)$", text, re.MULTILINE)
     assert match is not None, f"{key}= is missing"
     return match.group(1)
+
+
+def test_the_show_comes_back_with_its_compositor() -> None:
+    """Stopped and restarted with cage, started again by a new cage (deploy/acceptance.sh
+    kills cage and measures it); not BindsTo=, which would leave the show stopped."""
+    show, display = ((DEPLOY / name).read_text() for name in UNITS)
+    for key in ("Requires", "PartOf", "After"):
+        assert setting(show, key) == UNITS[1]
+    assert re.search("^BindsTo=", show, re.MULTILINE) is None
+    assert setting(display, "Wants") == UNITS[0]
+    assert "systemd-logind.service" in display
+    assert re.search("^PrivateNetwork=", display, re.MULTILINE) is None, (
+        "udev's hotplug events come over netlink"
+    )
 
 
 def test_the_show_service_is_what_the_runtime_expects() -> None:
@@ -87,3 +102,42 @@ def test_setup_script_is_valid_shell() -> None:
         ["sh", "-n", str(DEPLOY / "setup.sh")], capture_output=True, text=True
     )
     assert completed.returncode == 0, completed.stderr
+
+
+def old_python(folder: Path) -> Path:
+    """A stand-in for Ubuntu 22.04's python3: Python 3.10."""
+    python = folder / "python3"
+    python.write_text('#!/bin/sh\ncase "$2" in *platform*) echo 3.10.12 ;; *) exit 1 ;; esac\n')
+    python.chmod(0o755)
+    return python
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        ([], "usage: "),
+        (["shows"], "shows/show.toml not found: a show folder holds show.toml"),
+        (["no-such-show"], "no-such-show not found: name a show folder"),
+        (["shows/default.toml", "--cpu"], "unknown option --cpu"),
+        (["shows/default.toml", "PYTHON"], "is Python 3.10.12, 3.11 or newer is needed"),
+    ],
+)
+def test_setup_refuses_in_one_line_before_it_installs_anything(
+    tmp_path: Path, args: list[str], says: str
+) -> None:
+    """Checked before the root check, so these run anywhere; nothing here reaches apt-get."""
+    env = {"PATH": "/usr/bin:/bin"}
+    if "PYTHON" in args:
+        args = args[:1]
+        env["PYTHON"] = str(old_python(tmp_path))
+    completed = subprocess.run(
+        ["sh", str(DEPLOY / "setup.sh"), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert completed.returncode == 2
+    assert completed.stdout == ""
+    assert completed.stderr.count("\n") == 1 and says in completed.stderr, completed.stderr
