@@ -278,17 +278,22 @@ def test_a_missing_library_under_a_live_compositor_is_exit_two(
     if not named:
         for name in ("SDL_VIDEODRIVER", "DISPLAY"):
             environ.pop(name, None)
-    completed = subprocess.run(
+    completed = run_show_on(environ, tmp_path)
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.splitlines()[-1].startswith(
+        "installation: error: SDL's wayland video driver needs libwayland-cursor.so.0"
+    )
+
+
+def run_show_on(environ: dict[str, str], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """``installation run`` for 5 s on the display ``environ`` names, as the unit runs it."""
+    return subprocess.run(
         [sys.executable, "-m", "installation", "run", "--duration", "5"],
         env={**environ, "RUNTIME_DIRECTORY": str(tmp_path / "run")},
         capture_output=True,
         text=True,
         timeout=PATIENCE * 2,
-    )
-    assert completed.returncode == 2, completed.stderr
-    assert "Traceback" not in completed.stderr
-    assert completed.stderr.splitlines()[-1].startswith(
-        "installation: error: SDL's wayland video driver needs libwayland-cursor.so.0"
     )
 
 
@@ -304,13 +309,7 @@ def test_egl_that_does_not_start_is_one_line_and_exit_two(
         json.dumps({"file_format_version": "1.0.0", "ICD": {"library_path": "libc.so.6"}})
     )
     environ = {**compositor.environ, "__EGL_VENDOR_LIBRARY_FILENAMES": str(vendor)}
-    completed = subprocess.run(
-        [sys.executable, "-m", "installation", "run", "--duration", "5"],
-        env={**environ, "RUNTIME_DIRECTORY": str(tmp_path / "run")},
-        capture_output=True,
-        text=True,
-        timeout=PATIENCE * 2,
-    )
+    completed = run_show_on(environ, tmp_path)
     assert completed.returncode == 2, completed.stderr
     assert "Traceback" not in completed.stderr
     assert completed.stderr.splitlines()[-1] == (

@@ -102,13 +102,7 @@ def test_reloaded_hours_apply_and_a_broken_reload_keeps_the_show(
     tmp_path: Path, show_copy: Path
 ) -> None:
     runtime = tmp_path / "run"
-    child = subprocess.Popen(
-        [sys.executable, "-m", "installation", "run", "--headless", str(show_copy)],
-        env=environment(runtime),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = spawn_run(runtime, show_copy)
     try:
         wait_for_record(runtime, lambda r: r["state"] == "playing")
         original = show_copy.read_text()
@@ -197,14 +191,19 @@ def handles(pid: int, signum: int) -> bool:
     return False
 
 
-def start_run(runtime: Path, show: Path) -> subprocess.Popen[str]:
-    child = subprocess.Popen(
+def spawn_run(runtime: Path, show: Path) -> subprocess.Popen[str]:
+    """``installation run --headless`` of ``show`` as a child, its health record in ``runtime``."""
+    return subprocess.Popen(
         [sys.executable, "-m", "installation", "run", "--headless", str(show)],
         env=environment(runtime),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def start_run(runtime: Path, show: Path) -> subprocess.Popen[str]:
+    child = spawn_run(runtime, show)
     deadline = time.monotonic() + 15
     while not handles(child.pid, signal.SIGHUP):
         assert time.monotonic() < deadline, "installation run never handled SIGHUP"
