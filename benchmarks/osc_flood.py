@@ -36,9 +36,9 @@ from pathlib import Path
 import numpy as np
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from installation.control import ShowControl
+from installation.control.steering import ShowControl
 from installation.display import Action, HeadlessDisplay
-from installation.frames import Frame
+from installation.engine.frames import Frame
 from installation.player import play
 from installation.session import open_show
 

@@ -28,12 +28,12 @@ from pathlib import Path
 import numpy as np
 from pythonosc.udp_client import SimpleUDPClient
 
-from installation.control import ShowControl
+from installation.control.steering import ShowControl
 from installation.display import Action, HeadlessDisplay
-from installation.frames import Frame
+from installation.engine.frames import Frame
 from installation.player import play
+from installation.score.trajectory import keyframe
 from installation.session import open_show
-from installation.trajectory import keyframe
 
 BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "faces-256"
 SHOW = f"""

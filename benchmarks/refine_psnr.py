@@ -22,9 +22,9 @@ from torch.nn import functional as F
 
 from export.degrade import degrade
 from export.image_folder import load_images
-from installation.backend import CPU, OnnxRuntimeBackend
-from installation.bundle import load_bundle
-from installation.convention import from_unit, to_unit
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import load_bundle
+from installation.engine.convention import from_unit, to_unit
 
 MARGIN_DB = 0.5
 

@@ -17,9 +17,9 @@ import torch
 from onnx import numpy_helper
 
 from export.dcgan import generator_from_state_dict
-from installation.backend import CPU, OnnxRuntimeBackend
 from installation.bench import format_table, median_seconds
-from installation.bundle import load_bundle
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import load_bundle
 
 BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "faces-256"
 

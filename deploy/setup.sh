@@ -147,7 +147,7 @@ import sys
 from pathlib import Path
 
 from installation.errors import UserError
-from installation.show import load_show
+from installation.score.show import load_show
 
 try:
     print(load_show(Path(sys.argv[1])).bundle.resolve())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from export.bundle_writer import Provenance, StageEntry, check_bundle, staged_bundle, write_manifest
 from export.stage_export import STAGE_MANIFEST
-from installation.bundle import (
+from installation.engine.bundle import (
     MANIFEST,
     Bundle,
     StageSpec,

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from export.toml_writer import dumps
-from installation.bundle import FORMAT, MANIFEST, Bundle, load_bundle, sha256_of
-from installation.bundle_check import check_bundle as check_loaded
+from installation.engine.bundle import FORMAT, MANIFEST, Bundle, load_bundle, sha256_of
+from installation.engine.bundle_check import check_bundle as check_loaded
 from installation.errors import UserError
 
 
@@ -127,7 +127,7 @@ def stage_table(folder: Path, stage: StageEntry) -> dict[str, Any]:
 
 
 def check_bundle(path: Path) -> Bundle:
-    """Everything the runtime checks before its first frame (``installation.bundle_check``):
+    """Everything the runtime checks before its first frame (``installation.engine.bundle_check``):
     manifest, files, sha256 values, each model's real input and output against the manifest,
     and each stage's output on a sample against its declared range."""
     bundle = load_bundle(path)

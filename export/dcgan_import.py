@@ -14,7 +14,7 @@ from export.bundle_writer import Provenance, StageEntry, check_bundle, staged_bu
 from export.checkpoint import PACKAGE, STATE_KEY, Checkpoint, load_checkpoint
 from export.dcgan import IMAGE_SIZE, DCGANGenerator, generator_from_state_dict
 from export.onnx_export import OPSET, export_onnx, verify_onnx
-from installation.bundle import Bundle
+from installation.engine.bundle import Bundle
 from installation.errors import UserError
 
 STAGE_FILE = "generator.onnx"

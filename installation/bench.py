@@ -14,15 +14,15 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from installation.conductor import Conductor
-from installation.convention import from_unit
 from installation.display import make_display
+from installation.engine.convention import from_unit
+from installation.engine.ladder import BackendLadder
+from installation.engine.pipeline import Pipeline
 from installation.errors import UserError, first_line
-from installation.ladder import BackendLadder
-from installation.pipeline import Pipeline
 from installation.player import play
 from installation.progress import Progress
-from installation.show import Show
+from installation.score.conductor import Conductor
+from installation.score.show import Show
 
 WARMUP = 10
 

@@ -228,9 +228,9 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _build_engines(args: argparse.Namespace) -> int:
-    from installation.gpu.build import DEFAULT_TOLERANCE, build_engines
-    from installation.gpu.cuda import GpuUnavailable
-    from installation.gpu.engine_cache import EngineCache, default_cache_dir
+    from installation.engine.gpu.build import DEFAULT_TOLERANCE, build_engines
+    from installation.engine.gpu.cuda import GpuUnavailable
+    from installation.engine.gpu.engine_cache import EngineCache, default_cache_dir
     from installation.session import load_parts
 
     show, bundle, _conductor = load_parts(args.show)
@@ -250,7 +250,7 @@ def _build_engines(args: argparse.Namespace) -> int:
 
 def _bench(args: argparse.Namespace) -> int:
     from installation.bench import format_table, run_bench
-    from installation.ladder import ladder_for
+    from installation.engine.ladder import ladder_for
     from installation.session import load_parts
 
     if args.batch < 1:

@@ -17,16 +17,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from installation.conductor import Conductor
 from installation.display import Display, DisplayLost
 from installation.display.base import Action
-from installation.frames import FrameQueue, Pick
-from installation.ladder import BackendLadder
-from installation.pipeline import Pipeline
-from installation.quality import AdaptiveQuality
+from installation.engine.frames import FrameQueue, Pick
+from installation.engine.ladder import BackendLadder
+from installation.engine.pipeline import Pipeline
+from installation.engine.quality import AdaptiveQuality
+from installation.engine.supervisor import WorkerSupervisor
+from installation.engine.worker import InferenceWorker
+from installation.score.conductor import Conductor
 from installation.service.lifecycle import Service
-from installation.service.supervisor import WorkerSupervisor
-from installation.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
 

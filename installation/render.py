@@ -20,14 +20,14 @@ from pathlib import Path
 import numpy as np
 import pygame
 
-from installation.conductor import Conductor
 from installation.display import fit_rect
 from installation.display.textures import frame_surface
+from installation.engine.paint import paint
+from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
 from installation.files import write_atomic
-from installation.paint import paint
-from installation.pipeline import Pipeline
 from installation.progress import Progress
+from installation.score.conductor import Conductor
 
 log = logging.getLogger(__name__)
 

@@ -10,18 +10,18 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from installation.bundle import Bundle, load_bundle
-from installation.conductor import Conductor
-from installation.control import ShowControl
+from installation.control.osc.server import OscServer
+from installation.control.steering import ShowControl
 from installation.display import EXIT_DISPLAY_LOST, make_display
-from installation.ladder import BackendLadder, ladder_for
-from installation.osc.server import OscServer
+from installation.engine.bundle import Bundle, load_bundle
+from installation.engine.ladder import BackendLadder, ladder_for
+from installation.engine.quality import AdaptiveQuality, QualityPolicy
 from installation.player import play
-from installation.quality import AdaptiveQuality, QualityPolicy
+from installation.score.conductor import Conductor
+from installation.score.show import Show, check_show_bundle, load_show
 from installation.service.health import Record
 from installation.service.lifecycle import Service
 from installation.service.signals import RunSignals
-from installation.show import Show, check_show_bundle, load_show
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pygame
 
 from installation.display.textures import frame_surface
-from installation.paint import paint
+from installation.engine.paint import paint
 from installation.session import open_show
 
 GAP = 4

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from installation.backend import CPU, OnnxRuntimeBackend
-from installation.bundle import load_bundle
-from installation.pipeline import Pipeline
-from installation.trajectory import keyframe
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import load_bundle
+from installation.engine.pipeline import Pipeline
+from installation.score.trajectory import keyframe
 
 HEADER = 22
 

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from installation.bundle import Bundle
-from installation.conductor import Conductor
+from installation.engine.bundle import Bundle
+from installation.score.conductor import Conductor
 from installation.session import load_parts
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")

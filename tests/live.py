@@ -19,10 +19,10 @@ from types import TracebackType
 import numpy as np
 from pythonosc.udp_client import SimpleUDPClient
 
-from installation.control import ShowControl
+from installation.control.osc.server import OscServer
+from installation.control.steering import ShowControl
 from installation.display import Action, HeadlessDisplay
-from installation.frames import Frame
-from installation.osc.server import OscServer
+from installation.engine.frames import Frame
 from installation.player import RunResult, play
 from installation.session import open_show
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.backend import CPU, LoadedStage, OnnxRuntimeBackend
+from installation.engine.backend import CPU, LoadedStage, OnnxRuntimeBackend
 
 
 class SlowStage(LoadedStage):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import DEFAULT_BUNDLE
 
-from installation.bundle import TensorInfo, check_io, load_bundle, verify_files
 from installation.cli import main
+from installation.engine.bundle import TensorInfo, check_io, load_bundle, verify_files
 from installation.errors import UserError
 
 

@@ -17,12 +17,12 @@ from onnx import TensorProto, helper
 from test_bundle import check, edit_manifest, one_error_line, set_sha
 
 from export.assemble import load_stage_folder
-from installation.bundle import TensorInfo, check_io, load_bundle
-from installation.bundle_check import check_bundle, judge_output
 from installation.cli import main
+from installation.engine.bundle import TensorInfo, check_io, load_bundle
+from installation.engine.bundle_check import check_bundle, judge_output
+from installation.engine.faults import Faults
+from installation.engine.ladder import ladder_for
 from installation.errors import UserError
-from installation.faults import Faults
-from installation.ladder import ladder_for
 
 
 def edit_stage(bundle: Path, index: int, pattern: str, new: str) -> None:
@@ -63,10 +63,12 @@ def test_a_range_a_little_too_narrow_is_a_warning(
     show_copy: Path, bundle_copy: Path, capsys, caplog: pytest.LogCaptureFixture
 ) -> None:
     stage_range(bundle_copy, 1, "[-0.5, 0.5]")
-    with caplog.at_level(logging.WARNING, "installation.bundle_check"):
+    with caplog.at_level(logging.WARNING, "installation.engine.bundle_check"):
         assert main(["check", str(show_copy)]) == 0
     assert "1 warning(s) above" in capsys.readouterr().out
-    [warning] = [r.getMessage() for r in caplog.records if r.name == "installation.bundle_check"]
+    [warning] = [
+        r.getMessage() for r in caplog.records if r.name == "installation.engine.bundle_check"
+    ]
     assert re.search(r"stage 'refine-256' draws \d+% of its values outside its range", warning)
 
 

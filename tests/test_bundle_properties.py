@@ -22,7 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from toml_text import dumps
 
-from installation.bundle import MANIFEST, Bundle, load_bundle
+from installation.engine.bundle import MANIFEST, Bundle, load_bundle
 from installation.errors import UserError
 
 BASE = tomllib.loads((DEFAULT_BUNDLE / MANIFEST).read_text())

@@ -13,9 +13,9 @@ from dataclasses import replace
 import numpy as np
 from conftest import DEFAULT_BUNDLE
 
-from installation.backend import CPU, DeviceChain, LoadedStage, OnnxRuntimeBackend
-from installation.bundle import load_bundle
-from installation.pipeline import Pipeline
+from installation.engine.backend import CPU, DeviceChain, LoadedStage, OnnxRuntimeBackend
+from installation.engine.bundle import load_bundle
+from installation.engine.pipeline import Pipeline
 
 
 class BackToBack(DeviceChain):

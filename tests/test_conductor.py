@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 from conftest import DEFAULT_BUNDLE
 
-from installation.conductor import Conductor
 from installation.errors import UserError
-from installation.show import Show, load_show
-from installation.trajectory import keyframe
+from installation.score.conductor import Conductor
+from installation.score.show import Show, load_show
+from installation.score.trajectory import keyframe
 
 FPS = 60
 SIZE = 100  # the default bundle's latent size

@@ -14,7 +14,6 @@ import pygame
 import pytest
 from conftest import brisk_conductor
 
-from installation.backend import CPU, OnnxRuntimeBackend
 from installation.display import (
     Action,
     DisplayLost,
@@ -26,9 +25,10 @@ from installation.display import (
     textures,
 )
 from installation.display.connection import lost_connection, wayland_socket
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.frames import Frame
+from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
-from installation.frames import Frame
-from installation.pipeline import Pipeline
 from installation.player import play
 from installation.service.lifecycle import Service
 

@@ -96,7 +96,7 @@ PROBE = """
 import sys, time
 import numpy as np, pygame
 from installation.display import FullscreenDisplay
-from installation.frames import Frame
+from installation.engine.frames import Frame
 display = FullscreenDisplay((1280, 720))
 display.open("probe")
 white = Frame(t=0.0, image=np.full((64, 64, 3), 255, np.uint8), serial=1)

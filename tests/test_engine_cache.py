@@ -10,10 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import DEFAULT_BUNDLE
 
-from installation.bundle import load_bundle
-from installation.errors import UserError
-from installation.gpu.cuda import GpuInfo
-from installation.gpu.engine_cache import (
+from installation.engine.bundle import load_bundle
+from installation.engine.gpu.cuda import GpuInfo
+from installation.engine.gpu.engine_cache import (
     MAX_BATCH,
     EngineCache,
     EngineKey,
@@ -23,6 +22,7 @@ from installation.gpu.engine_cache import (
     profile_shapes,
     wanted_keys,
 )
+from installation.errors import UserError
 
 GPU = GpuInfo("NVIDIA GeForce RTX 4070", "8.9")
 TRT = "10.16.1.11"

@@ -25,7 +25,7 @@ from export.cli import register
 from export.dcgan import DCGANGenerator, generator_from_state_dict
 from export.dcgan_import import import_dcgan
 from export.onnx_export import export_onnx, verify_onnx
-from installation.bundle import load_bundle, verify_files
+from installation.engine.bundle import load_bundle, verify_files
 from installation.errors import UserError
 
 DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "faces-256"

@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from conftest import DEFAULT_BUNDLE
 
-from installation.bundle import load_bundle
+from installation.engine.bundle import load_bundle
+from installation.engine.faults import FAULTS_ENV, DeliberateFault, Faults, FaultyPipeline
+from installation.engine.ladder import ladder_for
 from installation.errors import UserError
-from installation.faults import FAULTS_ENV, DeliberateFault, Faults, FaultyPipeline
-from installation.ladder import ladder_for
 
 
 @pytest.mark.parametrize(

@@ -8,8 +8,8 @@ import time
 import numpy as np
 import pytest
 
-from installation.convention import from_unit, to_rgb8, to_unit
-from installation.frames import Frame, FrameQueue
+from installation.engine.convention import from_unit, to_rgb8, to_unit
+from installation.engine.frames import Frame, FrameQueue
 
 
 def frame(t: float, serial: int) -> Frame:

@@ -15,18 +15,18 @@ import numpy as np
 import pytest
 from conftest import DEFAULT_BUNDLE, DEFAULT_SHOW, brisk_conductor
 
-from installation.backend import CPU, OnnxRuntimeBackend
-from installation.bundle import Bundle, load_bundle
 from installation.cli import main
-from installation.convention import to_unit
 from installation.display import HeadlessDisplay
-from installation.faults import Faults
-from installation.gpu.build import DEFAULT_TOLERANCE, StageBuild, build_engines
-from installation.gpu.cuda import CudaError, DeviceBuffer, GpuUnavailable, require_gpu
-from installation.gpu.engine_cache import MAX_BATCH, EngineCache, StaleEngine
-from installation.gpu.tensorrt_backend import TensorRTBackend, import_tensorrt
-from installation.ladder import ladder_for
-from installation.pipeline import Pipeline
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import Bundle, load_bundle
+from installation.engine.convention import to_unit
+from installation.engine.faults import Faults
+from installation.engine.gpu.build import DEFAULT_TOLERANCE, StageBuild, build_engines
+from installation.engine.gpu.cuda import CudaError, DeviceBuffer, GpuUnavailable, require_gpu
+from installation.engine.gpu.engine_cache import MAX_BATCH, EngineCache, StaleEngine
+from installation.engine.gpu.tensorrt_backend import TensorRTBackend, import_tensorrt
+from installation.engine.ladder import ladder_for
+from installation.engine.pipeline import Pipeline
 from installation.player import play
 
 

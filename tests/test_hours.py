@@ -9,8 +9,8 @@ import pytest
 from conftest import DEFAULT_SHOW
 
 from installation.errors import UserError
-from installation.hours import ALWAYS_OPEN, OpeningHours, opening_hours
-from installation.show import load_show
+from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
+from installation.score.show import load_show
 from installation.tomlfile import Section, read_toml
 
 MUSEUM = """

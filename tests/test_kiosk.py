@@ -18,7 +18,7 @@ import pytest
 from conftest import DEFAULT_SHOW
 from service_helpers import NotifySocket, ended_pid
 
-from installation.faults import FAULTS_ENV
+from installation.engine.faults import FAULTS_ENV
 
 
 @pytest.fixture

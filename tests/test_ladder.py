@@ -13,13 +13,13 @@ import pytest
 from conftest import DEFAULT_BUNDLE, brisk_conductor
 from test_service import TimedDisplay
 
-from installation.backend import CPU, OnnxRuntimeBackend
-from installation.bundle import load_bundle
 from installation.cli import main
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import load_bundle
+from installation.engine.faults import DeliberateFault, Faults
+from installation.engine.ladder import BackendLadder, Rung, ladder_for
+from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
-from installation.faults import DeliberateFault, Faults
-from installation.ladder import BackendLadder, Rung, ladder_for
-from installation.pipeline import Pipeline
 from installation.player import play
 
 no_gpu_stack = pytest.mark.skipif(
@@ -34,7 +34,7 @@ def cpu_rung(name: str) -> Rung:
 
 
 def ladder_messages(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [r for r in caplog.records if r.name == "installation.ladder"]
+    return [r for r in caplog.records if r.name == "installation.engine.ladder"]
 
 
 @no_gpu_stack

@@ -13,7 +13,7 @@ def import_runtime(home: str) -> subprocess.CompletedProcess[str]:
         k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "ORT_DISABLE_TELEMETRY")
     }
     return subprocess.run(
-        [sys.executable, "-c", "import installation.backend"],
+        [sys.executable, "-c", "import installation.engine.backend"],
         env={**environ, "HOME": home},
         capture_output=True,
         text=True,

@@ -23,8 +23,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.osc_packet import OscPacket, ParseError
 from test_osc import raw, write_show
 
-from installation.osc.addresses import ADDRESSES
-from installation.osc.server import MAX_ELEMENTS, Malformed, _count_messages
+from installation.control.osc.addresses import ADDRESSES
+from installation.control.osc.server import MAX_ELEMENTS, Malformed, _count_messages
 
 #: Argument values that have broken things before, and plain ones.
 EDGES = [
@@ -146,7 +146,7 @@ def status_round_trip(live: LiveShow) -> float:
 def test_worst_patterns_do_not_hold_up_status(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, "installation.osc.server")
+    caplog.set_level(logging.WARNING, "installation.control.osc.server")
     with LiveShow(write_show(tmp_path)) as live:
         quiet = min(status_round_trip(live) for _ in range(3))
         stats = live.osc.stats
@@ -165,7 +165,7 @@ def test_timed_cues_from_one_sender_do_not_crowd_out_another(
 ) -> None:
     """Another host's pings an hour ahead fill its own share of the schedule, and the
     desk's timed blackout still runs; the log names the other host."""
-    caplog.set_level(logging.WARNING, "installation.osc.server")
+    caplog.set_level(logging.WARNING, "installation.control.osc.server")
     with LiveShow(write_show(tmp_path)) as live:
         assert live.osc.address is not None
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as other:

@@ -8,8 +8,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from pythonosc.dispatcher import Dispatcher
 
-from installation.osc.addresses import ADDRESSES
-from installation.osc.patterns import MAX_ITEMS, MAX_PATTERN, AddressMap, pattern_problem
+from installation.control.osc.addresses import ADDRESSES
+from installation.control.osc.patterns import MAX_ITEMS, MAX_PATTERN, AddressMap, pattern_problem
 
 TABLE = AddressMap((address, address) for address in ADDRESSES)
 

@@ -15,11 +15,11 @@ from live import LiveShow
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from installation.conductor import Conductor
+from installation.control.osc.addresses import AddressSpace
 from installation.errors import UserError
-from installation.osc.addresses import AddressSpace
-from installation.scenes import MAX_FPS, MIN_SECONDS, check_pace
-from installation.show import load_show
+from installation.score.conductor import Conductor
+from installation.score.scenes import MAX_FPS, MIN_SECONDS, check_pace
+from installation.score.show import load_show
 
 SIZE = 100  # the default bundle's latent size
 CLIENT = ("127.0.0.1", 9)

@@ -12,12 +12,12 @@ import pytest
 from conftest import brisk_conductor
 from slow import SlowStage
 
-from installation.backend import CPU, OnnxRuntimeBackend
 from installation.display import HeadlessDisplay
-from installation.frames import Frame
-from installation.pipeline import Pipeline, Stage
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.frames import Frame
+from installation.engine.pipeline import Pipeline, Stage
+from installation.engine.quality import AdaptiveQuality, QualityPolicy
 from installation.player import play
-from installation.quality import AdaptiveQuality, QualityPolicy
 
 LABELS = ["generator (64 px)", "refine-256 (256 px)"]
 POLICY = QualityPolicy(min_rate=20.0, first_retry=20.0, max_retry=80.0, settle=60.0)
@@ -167,7 +167,7 @@ def test_the_worker_drops_an_injected_slow_stage_and_takes_it_back(
 
     threading.Timer(3.0, heal).start()
     try:
-        with caplog.at_level(logging.INFO, logger="installation.quality"):
+        with caplog.at_level(logging.INFO, logger="installation.engine.quality"):
             play(display, pipeline, conductor, 60, 0.1, 7.0, quality=quality)
     finally:
         display.close()

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from conftest import DEFAULT_BUNDLE
 
-from installation.backend import CPU, OnnxRuntimeBackend
-from installation.bundle import load_bundle
-from installation.paint import FramePlan, Layer, paint
-from installation.pipeline import Pipeline
-from installation.ramp import Ramp
-from installation.trajectory import keyframe
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import load_bundle
+from installation.engine.paint import FramePlan, Layer, paint
+from installation.engine.pipeline import Pipeline
+from installation.score.ramp import Ramp
+from installation.score.trajectory import keyframe
 
 
 def test_ramp_values_and_exact_integral() -> None:

@@ -21,12 +21,12 @@ from export.refine import RefineDiscriminator, RefineGenerator, upscale
 from export.stage_config import RefineConfig, TrainOptions
 from export.stage_export import STAGE_MANIFEST, export_stage
 from export.train_stage import load_run, train_stage
-from installation.backend import CPU, OnnxRuntimeBackend
 from installation.bench import bench_stages
-from installation.bundle import load_bundle
 from installation.cli import main
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import load_bundle
+from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
-from installation.pipeline import Pipeline
 from installation.progress import Progress
 
 TINY = RefineConfig(scale=4, width=8, blocks=1, disc_width=4)

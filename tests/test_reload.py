@@ -20,10 +20,10 @@ from pathlib import Path
 import pytest
 from conftest import DEFAULT_BUNDLE
 
-from installation.bundle import load_bundle
-from installation.bundle_watch import BundleWatch
-from installation.control import Reloader
-from installation.show import Show, load_show
+from installation.control.reload import Reloader
+from installation.engine.bundle import load_bundle
+from installation.engine.bundle_watch import BundleWatch
+from installation.score.show import Show, load_show
 
 SHOW = f"""
 bundle = "{DEFAULT_BUNDLE}"
@@ -135,7 +135,7 @@ def test_a_reload_refuses_what_the_next_start_would_refuse(
 ) -> None:
     reload, applied = reloader(show_copy)
     repair = damage(show_copy, bundle_copy)
-    with caplog.at_level(logging.INFO, "installation.control"):
+    with caplog.at_level(logging.INFO, "installation.control.reload"):
         reload.reload()
         assert (applied, reload.failures) == ([], 1)
         [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
@@ -154,7 +154,7 @@ def test_a_reload_onto_other_model_files_says_they_take_effect_at_the_restart(
     reload, applied = reloader(show_copy)
     shutil.copytree(bundle_copy, bundle_copy.parent / "other")
     show_copy.write_text(show_copy.read_text().replace('bundle = "bundle"', 'bundle = "other"'))
-    with caplog.at_level(logging.INFO, "installation.control"):
+    with caplog.at_level(logging.INFO, "installation.control.reload"):
         reload.reload()
     assert len(applied) == 1
     assert "reload: the new bundle takes effect when the show restarts" in caplog.text
@@ -165,7 +165,7 @@ def test_the_reload_thread_does_the_checking(
 ) -> None:
     reload, _ = reloader(show_copy)
     break_by_sha256(show_copy, bundle_copy)
-    with caplog.at_level(logging.INFO, "installation.control"):
+    with caplog.at_level(logging.INFO, "installation.control.reload"):
         reload.start()
         try:
             reload.request()
@@ -198,7 +198,7 @@ def test_the_watch_reports_each_change_to_the_loaded_files_once(
     assert news.startswith(f"{model}: changed (sha256 now ")
     assert "since the show loaded bundle faces-256" in news
     assert watch.look() == []  # once per change
-    with caplog.at_level(logging.INFO, "installation.bundle_watch"):
+    with caplog.at_level(logging.INFO, "installation.engine.bundle_watch"):
         model.write_bytes(original)
         assert settled(watch) == []
     assert f"{model} is back as the show loaded it" in caplog.text
@@ -231,7 +231,7 @@ def test_a_running_reloader_reports_a_changed_model_once_as_an_error(
 ) -> None:
     show = load_show(show_copy)
     reload = Reloader(show, load_bundle(show.bundle), lambda show: None, interval=0.02)
-    with caplog.at_level(logging.INFO, "installation.bundle_watch"):
+    with caplog.at_level(logging.INFO, "installation.engine.bundle_watch"):
         reload.start()
         try:
             model = bundle_copy / "generator.onnx"

@@ -13,11 +13,11 @@ import pytest
 from conftest import DEFAULT_SHOW, brisk_conductor
 from slow import SlowBackend
 
-from installation.backend import CPU, OnnxRuntimeBackend
 from installation.cli import main
 from installation.display import HeadlessDisplay
-from installation.frames import Frame
-from installation.pipeline import Pipeline
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.frames import Frame
+from installation.engine.pipeline import Pipeline
 from installation.player import play
 
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from conftest import DEFAULT_BUNDLE, ROOT
 
+from installation.control.osc.settings import OscSettings
 from installation.errors import UserError
-from installation.osc.settings import OscSettings
-from installation.scenes import Scene
+from installation.score.scenes import Scene
+from installation.score.show import load_show
 from installation.session import load_parts
-from installation.show import load_show
 
 EXAMPLE = ROOT / "shows" / "example.toml"
 

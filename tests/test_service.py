@@ -2,7 +2,7 @@
 watchdog, worker failures and restarts, SIGTERM, opening hours.
 
 Each test plays the default show in this process with the real worker, ONNX Runtime and SDL's
-dummy driver; faults are caused through the runtime's own fault hook (installation.faults),
+dummy driver; faults are caused through the runtime's own fault hook (installation.engine.faults),
 inside the real pipeline.
 """
 
@@ -25,18 +25,18 @@ from conftest import DEFAULT_SHOW
 from service_helpers import NotifySocket, ended_pid
 
 from installation.display import HeadlessDisplay
-from installation.faults import Faults, FaultyPipeline
-from installation.frames import Frame
-from installation.hours import DAY, OpeningHours, Span
-from installation.ladder import ladder_for
+from installation.engine.faults import Faults, FaultyPipeline
+from installation.engine.frames import Frame
+from installation.engine.ladder import ladder_for
+from installation.engine.supervisor import RestartPolicy
 from installation.player import RunResult, play
+from installation.score.hours import DAY, OpeningHours, Span
 from installation.service import monitor
 from installation.service.health import read_status, write_status
 from installation.service.lifecycle import STOP_FADE, Service
 from installation.service.monitor import ShowInfo
 from installation.service.notify import Notifier
 from installation.service.signals import RunSignals
-from installation.service.supervisor import RestartPolicy
 from installation.session import load_parts
 
 

@@ -9,7 +9,7 @@ from conftest import DEFAULT_SHOW
 
 from installation.cli import main
 from installation.errors import UserError
-from installation.show import load_show
+from installation.score.show import load_show
 
 
 def test_default_show_loads() -> None:

@@ -18,14 +18,21 @@ import toml_text
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
-from installation.breathing import Modulation
-from installation.cue import Score, begin
-from installation.easing import EASINGS
 from installation.errors import UserError
-from installation.scenes import MAX_SECONDS, MAX_SPEED, MIN_SECONDS, Scene, check_pace, parse_scenes
-from installation.show import load_show
+from installation.score.breathing import Modulation
+from installation.score.cue import Score, begin
+from installation.score.easing import EASINGS
+from installation.score.scenes import (
+    MAX_SECONDS,
+    MAX_SPEED,
+    MIN_SECONDS,
+    Scene,
+    check_pace,
+    parse_scenes,
+)
+from installation.score.show import load_show
+from installation.score.trajectory import DISTRIBUTIONS, Trajectory
 from installation.tomlfile import Section, TomlDocument
-from installation.trajectory import DISTRIBUTIONS, Trajectory
 
 SIZE = 8
 #: Bounded runs whose verdict never depends on the machine's speed (no deadline, no check of

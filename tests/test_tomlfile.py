@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 from conftest import DEFAULT_BUNDLE, DEFAULT_SHOW
 
-from installation.bundle import load_bundle
+from installation.engine.bundle import load_bundle
 from installation.errors import UserError
-from installation.scenes import MAX_SCENES
-from installation.show import load_show
+from installation.score.scenes import MAX_SCENES
+from installation.score.show import load_show
 from installation.tomlfile import MAX_BYTES
 
 

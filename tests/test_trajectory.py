@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from installation.easing import EASINGS, get_easing
 from installation.errors import UserError
-from installation.scenes import MIN_SECONDS
-from installation.trajectory import TIME_LIMIT, Trajectory, keyframe, slerp
+from installation.score.easing import EASINGS, get_easing
+from installation.score.scenes import MIN_SECONDS
+from installation.score.trajectory import TIME_LIMIT, Trajectory, keyframe, slerp
 
 FORTY_DAYS = 40 * 24 * 3600.0
 FPS = 60.0

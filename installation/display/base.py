@@ -10,7 +10,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from enum import StrEnum
 
-from installation.frames import Frame
+from installation.engine.frames import Frame
 
 #: The exit code of a show whose screen went away: not 0, which says it ended as asked, and not
 #: 1 or 2, which say that inference or the user's files are at fault.

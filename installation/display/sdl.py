@@ -20,8 +20,8 @@ from installation.display.connection import lost_connection, watch_x_connection
 from installation.display.layout import fit_rect
 from installation.display.libraries import require_video_libraries
 from installation.display.textures import TextureCache
+from installation.engine.frames import Frame
 from installation.errors import UserError
-from installation.frames import Frame
 
 logger = logging.getLogger("installation.display")
 

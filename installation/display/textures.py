@@ -13,7 +13,7 @@ import numpy as np
 import pygame
 from pygame._sdl2.video import Renderer, Texture
 
-from installation.frames import Frame
+from installation.engine.frames import Frame
 
 
 def frame_surface(image: np.ndarray) -> pygame.Surface:

@@ -4,7 +4,6 @@ service under systemd, and harmless everywhere else.
 - lifecycle.py: ``Service``, what the show loop sees (a master brightness, when to stop);
 - signals.py: SIGHUP, SIGTERM and SIGINT from the first line of ``installation run`` to its exit;
 - monitor.py: the service thread (READY, watchdog, STATUS, health record, opening hours);
-- supervisor.py: restarting a failed inference worker with backoff, giving up when it repeats;
 - notify.py, journal.py: the edges to systemd (sd_notify, the journal);
 - health.py: the health record and ``installation status``; dimmer.py: fades to black.
 """

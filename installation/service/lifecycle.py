@@ -16,14 +16,14 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
-from installation.hours import ALWAYS_OPEN, OpeningHours
+from installation.engine.supervisor import WorkerSupervisor
+from installation.score.hours import ALWAYS_OPEN, OpeningHours
+from installation.score.show import Show
 from installation.service.dimmer import Dimmer
 from installation.service.health import Record, status_file
 from installation.service.monitor import STALL_LIMIT, LoopProgress, Monitor, ShowInfo
 from installation.service.notify import Notifier
 from installation.service.signals import RunSignals
-from installation.service.supervisor import WorkerSupervisor
-from installation.show import Show
 
 log = logging.getLogger(__name__)
 

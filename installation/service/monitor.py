@@ -25,8 +25,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from installation.engine.supervisor import WorkerState, WorkerSupervisor
 from installation.errors import UserError
-from installation.hours import OpeningHours
+from installation.score.hours import OpeningHours
 from installation.service.dimmer import Dimmer
 from installation.service.health import (
     Record,
@@ -36,7 +37,6 @@ from installation.service.health import (
     write_status,
 )
 from installation.service.notify import Notifier
-from installation.service.supervisor import WorkerState, WorkerSupervisor
 
 log = logging.getLogger(__name__)
 

@@ -18,12 +18,12 @@ from functools import cached_property
 
 import numpy as np
 
-from installation.breathing import Modulation, drift
-from installation.easing import get_easing
-from installation.paint import FramePlan, Layer
-from installation.ramp import Ramp
-from installation.scenes import Scene
-from installation.trajectory import TIME_LIMIT, Trajectory, slerp
+from installation.engine.paint import FramePlan, Layer
+from installation.score.breathing import Modulation, drift
+from installation.score.easing import get_easing
+from installation.score.ramp import Ramp
+from installation.score.scenes import Scene
+from installation.score.trajectory import TIME_LIMIT, Trajectory, slerp
 
 #: Seconds over which live changes glide to their new value. Truncation and speed are
 #: moods, so they change slowly; intensity follows music, so it must be quick.

@@ -14,7 +14,7 @@ so that a test, or a technician commissioning a kiosk, can watch it recover::
                                           there are none): the CPU backend takes over
     INSTALLATION_FAULTS=backend-crash@60  the backend the show started on fails for good 60 s
                                           after it started: the show drops to the next
-                                          backend of the ladder (installation.ladder)
+                                          backend of the ladder (installation.engine.ladder)
 
 Several faults are separated by commas (``worker-crash@10,worker-crash@20``). The runtime
 warns loudly while any is set, so a drill is never left on by accident.
@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
-from installation.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 

@@ -16,9 +16,9 @@ from itertools import pairwise
 
 import numpy as np
 
-from installation.backend import Backend, DeviceChain, LoadedStage
-from installation.bundle import Bundle, StageSpec, check_io, verify_files
-from installation.convention import from_unit, to_rgb8, to_unit
+from installation.engine.backend import Backend, DeviceChain, LoadedStage
+from installation.engine.bundle import Bundle, StageSpec, check_io, verify_files
+from installation.engine.convention import from_unit, to_rgb8, to_unit
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation.pipeline import Pipeline
+from installation.engine.pipeline import Pipeline
 
 
 @dataclass(frozen=True, eq=False)

@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from installation.conductor import Conductor
-from installation.osc.arguments import count, number, switch, whole
-from installation.osc.patterns import AddressMap
-from installation.scenes import MAX_FADE, MAX_SECONDS, MAX_SEED, MAX_SPEED
+from installation.control.osc.arguments import count, number, switch, whole
+from installation.control.osc.patterns import AddressMap
+from installation.score.conductor import Conductor
+from installation.score.scenes import MAX_FADE, MAX_SECONDS, MAX_SEED, MAX_SPEED
 
 Client = tuple[str, int]
 Reply = Callable[[Client, str, list[Any]], None]

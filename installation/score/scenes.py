@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from installation.easing import get_easing
 from installation.errors import UserError
+from installation.score.easing import get_easing
 from installation.tomlfile import Section
 
 TRANSITIONS = ("morph", "crossfade", "cut")

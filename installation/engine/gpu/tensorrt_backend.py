@@ -1,8 +1,8 @@
 """TensorRT behind the runtime's Backend interface, with stages chained on the GPU.
 
 Engines are never built here: building takes minutes and belongs to ``installation
-build-engines`` (``installation.gpu.build``). Loading a stage takes the engine the cache holds
-for exactly this ONNX file, GPU, TensorRT version and input profile, or refuses with
+build-engines`` (``installation.engine.gpu.build``). Loading a stage takes the engine the
+cache holds for exactly this ONNX file, GPU, TensorRT version and input profile, or refuses with
 ``StaleEngine``. Each stage keeps its engine, execution context and device buffers (sized for
 the largest batch of its profile) for the life of the backend; ``close`` frees the memory.
 """
@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from installation.backend import Backend, DeviceChain, LoadedStage
-from installation.bundle import Bundle, StageSpec, TensorInfo
-from installation.errors import UserError, first_line
-from installation.gpu.cuda import (
+from installation.engine.backend import Backend, DeviceChain, LoadedStage
+from installation.engine.bundle import Bundle, StageSpec, TensorInfo
+from installation.engine.gpu.cuda import (
     INSTALL_HINT,
     DeviceBuffer,
     GpuUnavailable,
@@ -28,7 +27,8 @@ from installation.gpu.cuda import (
     require_gpu,
     select_device,
 )
-from installation.gpu.engine_cache import EngineCache, StaleEngine, wanted_keys
+from installation.engine.gpu.engine_cache import EngineCache, StaleEngine, wanted_keys
+from installation.errors import UserError, first_line
 
 FLOAT32_BYTES = 4
 

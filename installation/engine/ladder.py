@@ -5,7 +5,7 @@ built for another TensorRT, a driver update gone wrong, a CUDA library missing, 
 another program): a slower show is better than a black screen. ``backend = "auto"`` tries
 TensorRT, then ONNX Runtime's CUDA provider, then its CPU provider, and proves each with one
 frame before trusting it. Before any of them, the bundle itself is checked (files, sha256,
-models, a sample: ``installation.bundle_check``), so that a changed or corrupt model file is
+models, a sample: ``installation.engine.bundle_check``), so that a changed or corrupt model file is
 reported as what it is, naming the file, rather than as every backend failing. A silent
 fallback would only be noticed weeks later as a lower frame rate, so the choice is logged once
 with the reason every better backend was passed over, as an error in capitals when one of them
@@ -25,13 +25,13 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from installation.backend import CPU, CUDA, OnnxRuntimeBackend
-from installation.bundle import Bundle
-from installation.bundle_check import check_bundle
+from installation.engine.backend import CPU, CUDA, OnnxRuntimeBackend
+from installation.engine.bundle import Bundle
+from installation.engine.bundle_check import check_bundle
+from installation.engine.faults import DeliberateFault, Faults, FaultyPipeline
+from installation.engine.gpu.cuda import INSTALL_HINT
+from installation.engine.pipeline import Pipeline
 from installation.errors import UserError, first_line
-from installation.faults import DeliberateFault, Faults, FaultyPipeline
-from installation.gpu.cuda import INSTALL_HINT
-from installation.pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -197,8 +197,8 @@ def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:
     stale engines) is a fault on a PC meant for the GPU."""
     if importlib.util.find_spec("tensorrt") is None:
         raise Absent(f"TensorRT is not installed ({INSTALL_HINT})")
-    from installation.gpu.engine_cache import EngineCache, default_cache_dir
-    from installation.gpu.tensorrt_backend import TensorRTBackend
+    from installation.engine.gpu.engine_cache import EngineCache, default_cache_dir
+    from installation.engine.gpu.tensorrt_backend import TensorRTBackend
 
     backend = TensorRTBackend(bundle, EngineCache(engines or default_cache_dir()))
     return Pipeline.load(bundle, backend)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation.easing import get_easing
 from installation.errors import UserError
-from installation.scenes import check_pace
+from installation.score.easing import get_easing
+from installation.score.scenes import check_pace
 
 DISTRIBUTIONS = ("normal", "uniform")
 #: Seconds of walk after which the walk stops, on the face it has reached: over 30,000 years,

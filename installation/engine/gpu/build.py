@@ -19,15 +19,15 @@ from typing import Any
 
 import numpy as np
 
-from installation.backend import CPU, OnnxRuntimeBackend
-from installation.bundle import Bundle, StageSpec
-from installation.convention import to_unit
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import Bundle, StageSpec
+from installation.engine.convention import to_unit
+from installation.engine.gpu.engine_cache import EngineCache, EngineKey, engine_key
+from installation.engine.gpu.tensorrt_backend import TensorRTBackend
+from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
 from installation.files import write_atomic
-from installation.gpu.engine_cache import EngineCache, EngineKey, engine_key
-from installation.gpu.tensorrt_backend import TensorRTBackend
-from installation.pipeline import Pipeline
-from installation.trajectory import keyframe
+from installation.score.trajectory import keyframe
 
 #: Largest accepted difference from ONNX Runtime on the 0..1 scale: about 5 of 255 grey levels.
 DEFAULT_TOLERANCE = 0.02

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from installation.worker import InferenceWorker
+from installation.engine.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class WorkerState(StrEnum):
 class WorkerSupervisor:
     """Runs workers from ``make_worker`` one at a time; offers the worker's counters and an
     ``error`` that is only set once it has given up, so the show loop can treat it as one
-    worker that never dies. ``fallback(error)`` (installation.ladder's ``fall``) returns
+    worker that never dies. ``fallback(error)`` (installation.engine.ladder's ``fall``) returns
     True when it moved inference to another backend after ``error``."""
 
     def __init__(

@@ -15,8 +15,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from installation.ramp import Ramp
-from installation.trajectory import TIME_LIMIT
+from installation.score.ramp import Ramp
+from installation.score.trajectory import TIME_LIMIT
 
 #: Cycles per second of the drift's components: slow as breathing at rest, and with
 #: irrational ratios so that their sum never lines up into a visible loop.

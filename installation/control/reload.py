@@ -1,32 +1,27 @@
-"""Steering a running show from outside: OSC, and reloading the show file.
+"""Reloading the show file while the show plays.
 
-``ShowControl`` is what ``installation run`` wraps around the show loop. Reloads come from
+Reloads come from
 ``/show/reload`` or SIGHUP and run on their own thread: reading a file must not hold up the
 display (a signal handler runs on the display's thread) nor the OSC socket, and a burst of
 requests becomes one reload. An edit that does not validate changes nothing: the error is
 logged, with file, line and key, and the show plays on as it was. "Validates" means what the
 next start would accept: the new show's bundle goes through the whole of ``installation
-check`` (files, sha256, models, a sample), or a restart weeks later would exit on it. Between
-reloads the same thread watches the files of the bundle in use (``installation.bundle_watch``).
+check`` (files, sha256, models, a sample), or a restart weeks later would exit on it.
+Between reloads the same thread watches the files of the bundle in use
+(``installation.engine.bundle_watch``).
 """
 
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 from collections.abc import Callable
-from types import FrameType, TracebackType
-from typing import Any
 
-from installation.bundle import Bundle, load_bundle
-from installation.bundle_check import check_bundle
-from installation.bundle_watch import INTERVAL, BundleWatch
-from installation.conductor import Conductor
+from installation.engine.bundle import Bundle, load_bundle
+from installation.engine.bundle_check import check_bundle
+from installation.engine.bundle_watch import INTERVAL, BundleWatch
 from installation.errors import UserError
-from installation.osc.addresses import AddressSpace, Client
-from installation.osc.server import OscServer
-from installation.show import Show, check_show_bundle, load_show
+from installation.score.show import Show, check_show_bundle, load_show
 
 log = logging.getLogger(__name__)
 
@@ -110,63 +105,3 @@ def _identity(bundle: Bundle) -> tuple[object, ...]:
     """What makes two bundles the same models: the folder, and every stage as declared
     (its sha256 included, so new files under the same names count as a new bundle)."""
     return bundle.path.resolve(), bundle.stages
-
-
-class ShowControl:
-    """OSC server and reloader around a running show; a context manager. ``bundle`` is the
-    one the show runs; ``on_reload`` is handed every reloaded show after the conductor and the
-    OSC server took theirs."""
-
-    def __init__(
-        self,
-        show: Show,
-        conductor: Conductor,
-        bundle: Bundle,
-        on_reload: Callable[[Show], None] | None = None,
-    ) -> None:
-        self.conductor = conductor
-        self.on_reload = on_reload
-        self.reloader = Reloader(show, bundle, self._apply)
-        self.osc: OscServer | None = None
-        if show.osc.enabled:
-            space = AddressSpace(conductor, self.reloader.request, self._reply)
-            self.osc = OscServer(show.osc, space.dispatcher())
-        else:
-            log.info("osc: off (osc.enabled = false in the show)")
-        self._previous_sighup: Any = None
-
-    def __enter__(self) -> ShowControl:
-        self.reloader.start()
-        # Before the OSC server says it listens: whoever waits for that may send SIGHUP next,
-        # and SIGHUP's default action ends the process.
-        if threading.current_thread() is threading.main_thread():
-            self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
-        if self.osc is not None:
-            self.osc.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        if self._previous_sighup is not None:
-            signal.signal(signal.SIGHUP, self._previous_sighup)
-        if self.osc is not None:
-            self.osc.stop()
-        self.reloader.stop()
-
-    def _on_sighup(self, signum: int, frame: FrameType | None) -> None:
-        self.reloader.request()
-
-    def _apply(self, show: Show) -> None:
-        self.conductor.replace_show(show)
-        if self.osc is not None:
-            self.osc.update(show.osc)
-        if self.on_reload is not None:
-            self.on_reload(show)
-
-    def _reply(self, client: Client, address: str, args: list[Any]) -> None:
-        if self.osc is not None:
-            self.osc.reply(client, address, args)

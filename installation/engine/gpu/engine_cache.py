@@ -21,10 +21,10 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from installation.bundle import StageSpec
+from installation.engine.bundle import StageSpec
+from installation.engine.gpu.cuda import GpuInfo
 from installation.errors import UserError
 from installation.files import write_atomic
-from installation.gpu.cuda import GpuInfo
 
 #: Batch sizes the engines are optimised for: the worker runs batch 1, a crossfade 2, the
 #: bench larger batches in chunks of MAX_BATCH. Device buffers are sized for MAX_BATCH.

@@ -42,10 +42,10 @@ from pythonosc.osc_message_builder import build_msg
 from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from installation.control.osc.arguments import BadArguments
+from installation.control.osc.patterns import AddressMap, pattern_problem
+from installation.control.osc.settings import Network, OscSettings
 from installation.errors import UserError
-from installation.osc.arguments import BadArguments
-from installation.osc.patterns import AddressMap, pattern_problem
-from installation.osc.settings import Network, OscSettings
 from installation.ratelog import RateLimitedLog
 
 log = logging.getLogger(__name__)

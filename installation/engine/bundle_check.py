@@ -15,11 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from installation.backend import CPU, OnnxRuntimeBackend
-from installation.bundle import Bundle, StageSpec
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import Bundle, StageSpec
+from installation.engine.pipeline import Pipeline, load_stages
 from installation.errors import UserError
-from installation.pipeline import Pipeline, load_stages
-from installation.trajectory import keyframe
+from installation.score.trajectory import keyframe
 
 log = logging.getLogger(__name__)
 

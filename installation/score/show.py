@@ -2,7 +2,7 @@
 
 A show names its model bundle (relative to the show file, so a show folder can be copied
 whole onto the exhibition PC), how to display it, how the engine runs, how OSC controllers
-reach it, and its scenes (``installation.scenes``): the seed that picks the faces and the pace
+reach it, and its scenes (``installation.score.scenes``): the seed that picks the faces and the pace
 at which one face becomes the next. The schema is in ``docs/shows.md``; ``shows/example.toml``
 uses every key.
 """
@@ -12,16 +12,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installation.hours import ALWAYS_OPEN, OpeningHours, opening_hours
-from installation.osc.settings import OscSettings, parse_osc
-from installation.scenes import MAX_FPS, Scene, check_stages, parse_scenes
+from installation.control.osc.settings import OscSettings, parse_osc
+from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
+from installation.score.scenes import MAX_FPS, Scene, check_stages, parse_scenes
 from installation.tomlfile import Section, TomlDocument, read_toml
 
 DISPLAY_MODES = ("fullscreen", "windowed", "headless")
-#: "auto" walks the fallback ladder (installation.ladder); the others pin one backend.
+#: "auto" walks the fallback ladder (installation.engine.ladder); the others pin one backend.
 BACKENDS = ("auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
 QUALITIES = ("adaptive", "full")
-DEFAULT_SHOW = Path(__file__).resolve().parent.parent / "shows" / "default.toml"
+DEFAULT_SHOW = Path(__file__).resolve().parents[2] / "shows" / "default.toml"
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,7 @@ class EngineSettings:
     #: Where ``installation build-engines`` put the TensorRT engines; None: the default cache.
     engines: Path | None = None
     #: "adaptive" drops the last refinement stage while generation is slower than
-    #: ``min_rate`` frames per second (installation.quality); "full" never does.
+    #: ``min_rate`` frames per second (installation.engine.quality); "full" never does.
     quality: str = "adaptive"
     min_rate: float = 24.0
 

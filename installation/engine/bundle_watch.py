@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from installation.bundle import MANIFEST, Bundle, sha256_of
+from installation.engine.bundle import MANIFEST, Bundle, sha256_of
 
 log = logging.getLogger(__name__)
 

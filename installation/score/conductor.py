@@ -27,13 +27,13 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from installation.breathing import Modulation
-from installation.cue import SMOOTHING, Cue, Score, begin
+from installation.engine.paint import FramePlan
 from installation.errors import UserError
-from installation.paint import FramePlan
-from installation.ramp import Ramp
-from installation.scenes import check_pace
-from installation.show import Show
+from installation.score.breathing import Modulation
+from installation.score.cue import SMOOTHING, Cue, Score, begin
+from installation.score.ramp import Ramp
+from installation.score.scenes import check_pace
+from installation.score.show import Show
 
 log = logging.getLogger(__name__)
 

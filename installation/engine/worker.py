@@ -17,10 +17,10 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
-from installation.frames import Frame, FrameQueue
-from installation.paint import FramePlan, paint, stages_to_run
-from installation.pipeline import Pipeline
-from installation.quality import AdaptiveQuality
+from installation.engine.frames import Frame, FrameQueue
+from installation.engine.paint import FramePlan, paint, stages_to_run
+from installation.engine.pipeline import Pipeline
+from installation.engine.quality import AdaptiveQuality
 
 log = logging.getLogger(__name__)
 

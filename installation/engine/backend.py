@@ -1,7 +1,7 @@
 """Backends run one model stage on some hardware behind one small interface.
 
 ONNX Runtime is the implementation here (CPU provider everywhere, CUDA provider where the
-machine has one); TensorRT (``installation.gpu``) implements the same interface, and can also
+machine has one); TensorRT (``installation.engine.gpu``) implements the same interface, and can also
 chain stages on the device, so that frames only cross to the host once. Session options are
 set on purpose: ONNX Runtime's default intra-op threads spin-wait between runs, which on a
 small exhibition PC steals the core the display loop needs, so spinning is off.
@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from installation.bundle import TensorInfo
+from installation.engine.bundle import TensorInfo
 from installation.errors import UserError, first_line
 
 log = logging.getLogger(__name__)

@@ -1,0 +1,7 @@
+"""The score: what the show plays and when, as pure functions of show, scene, seed and time.
+
+``show`` reads show files, ``scenes`` their scenes and the one pace rule, ``hours`` opening
+hours; ``trajectory`` walks the latent space (with ``easing`` and ``breathing``), ``cue`` and
+``ramp`` turn scenes and live changes into a walk over show time, and ``conductor`` is the
+one state machine that OSC, reloads and the clock post to.
+"""
