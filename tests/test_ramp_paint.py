@@ -8,8 +8,9 @@ from conftest import DEFAULT_BUNDLE
 
 from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import load_bundle
-from installation.engine.paint import FramePlan, Layer, paint
+from installation.engine.paint import paint
 from installation.engine.pipeline import Pipeline
+from installation.score.plan import FramePlan, Layer
 from installation.score.ramp import Ramp
 from installation.score.trajectory import keyframe
 

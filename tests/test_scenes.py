@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import DEFAULT_BUNDLE, ROOT
 
-from installation.control.osc.settings import OscSettings
 from installation.errors import UserError
+from installation.score.osc_settings import OscSettings
 from installation.score.scenes import Scene
 from installation.score.show import load_show
 from installation.session import load_parts

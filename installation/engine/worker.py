@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 
 from installation.engine.frames import Frame, FrameQueue
-from installation.engine.paint import FramePlan, paint, stages_to_run
+from installation.engine.paint import paint, stages_to_run
 from installation.engine.pipeline import Pipeline
 from installation.engine.quality import AdaptiveQuality
+from installation.score.plan import FramePlan
 
 log = logging.getLogger(__name__)
 

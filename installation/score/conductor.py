@@ -27,10 +27,10 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from installation.engine.paint import FramePlan
 from installation.errors import UserError
 from installation.score.breathing import Modulation
 from installation.score.cue import SMOOTHING, Cue, Score, begin
+from installation.score.plan import FramePlan
 from installation.score.ramp import Ramp
 from installation.score.scenes import check_pace
 from installation.score.show import Show

@@ -18,9 +18,9 @@ from functools import cached_property
 
 import numpy as np
 
-from installation.engine.paint import FramePlan, Layer
 from installation.score.breathing import Modulation, drift
 from installation.score.easing import get_easing
+from installation.score.plan import FramePlan, Layer
 from installation.score.ramp import Ramp
 from installation.score.scenes import Scene
 from installation.score.trajectory import TIME_LIMIT, Trajectory, slerp

@@ -12,8 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from installation.control.osc.settings import OscSettings, parse_osc
 from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
+from installation.score.osc_settings import OscSettings, parse_osc
 from installation.score.scenes import MAX_FPS, Scene, check_stages, parse_scenes
 from installation.tomlfile import Section, TomlDocument, read_toml
 

@@ -44,9 +44,9 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 
 from installation.control.osc.arguments import BadArguments
 from installation.control.osc.patterns import AddressMap, pattern_problem
-from installation.control.osc.settings import Network, OscSettings
 from installation.errors import UserError
 from installation.ratelog import RateLimitedLog
+from installation.score.osc_settings import Network, OscSettings
 
 log = logging.getLogger(__name__)
 
