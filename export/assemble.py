@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from export.bundle_writer import Provenance, StageEntry, check_bundle, staged_bundle, write_manifest
+from export.bundle_writer import check_bundle, staged_bundle, write_manifest
 from export.stage_export import STAGE_MANIFEST
 from installation.engine.bundle import (
     MANIFEST,
     Bundle,
+    Provenance,
     StageSpec,
     chain_mismatch,
     check_format,
     load_bundle,
+    parse_provenance,
     parse_stage,
+    verify_file,
     verify_files,
 )
 from installation.errors import UserError
@@ -38,21 +41,16 @@ class StageFolder:
 
 
 def load_stage_folder(path: Path) -> StageFolder:
-    """A stage folder's ``stage.toml``, validated like a manifest's stage, and its file."""
+    """A stage folder's ``stage.toml``, validated like a manifest's stage and provenance,
+    and its file, checked against its sha256 as a bundle's files are."""
     if not path.is_dir():
         raise UserError(f"{path}: stage folder not found")
     root = Section.root(read_toml(path / STAGE_MANIFEST, "stage manifest"))
     check_format(root)
     spec = parse_stage(root.table("stage"), path, takes_image=True)
-    section = root.table("provenance")
-    provenance = {field.name: section.get(field.name, str, "") for field in fields(Provenance)}
-    for key in ("source", "license"):
-        if not provenance[key]:
-            raise section.error(key, "missing; say where the weights come from and their licence")
-    section.finish()
+    provenance = parse_provenance(root.table("provenance"), path)
     root.finish()
-    if not spec.path.is_file():
-        raise UserError(f"{spec.path}: model file of stage {spec.name!r} not found")
+    verify_file(spec)
     return StageFolder(path, spec, provenance)
 
 
@@ -93,7 +91,7 @@ def assemble(
             latent_size=bundle.latent_size,
             distribution=bundle.latent_distribution,
             provenance=_merge(bundle, folders),
-            stages=[_entry(spec) for spec in chain],
+            stages=[replace(spec, path=staging / spec.path.name) for spec in chain],
         )
     return check_bundle(out)
 
@@ -104,21 +102,6 @@ def _files(folder: Path, models: list[Path]) -> list[Path]:
         p for p in folder.iterdir() if p.is_file() and p.name not in (MANIFEST, STAGE_MANIFEST)
     )
     return [*models, *(p for p in others if p not in models)]
-
-
-def _entry(spec: StageSpec) -> StageEntry:
-    return StageEntry(
-        name=spec.name,
-        file=spec.path.name,
-        input_name=spec.input_name,
-        input_shape=spec.input_shape,
-        output_name=spec.output_name,
-        output_shape=spec.output_shape,
-        layout=spec.layout,
-        range=spec.range,
-        input_layout=spec.input_layout,
-        input_range=spec.input_range,
-    )
 
 
 def _describe(chain: list[StageSpec]) -> str:

@@ -3,7 +3,9 @@
 A bundle is assembled in a hidden staging folder next to its destination and only moved into
 place once the runtime's own validator accepts it, so a failed export never leaves a
 half-written bundle behind, nor damages the one it was meant to replace. The manifest's sha256
-values are computed from the files actually written, never typed in.
+values are those of the files actually written, never typed in: the runtime's validator checks
+each against its file before the bundle is moved into place. Stages are the runtime's own
+``StageSpec`` and are written by its ``stage_table``, so there is one schema, not two.
 """
 
 from __future__ import annotations
@@ -12,47 +14,22 @@ import os
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 from export.toml_writer import dumps
-from installation.engine.bundle import FORMAT, MANIFEST, Bundle, load_bundle, sha256_of
+from installation.engine.bundle import (
+    FORMAT,
+    MANIFEST,
+    Bundle,
+    Provenance,
+    StageSpec,
+    load_bundle,
+    stage_table,
+)
 from installation.engine.bundle_check import check_bundle as check_loaded
 from installation.errors import UserError
-
-
-@dataclass(frozen=True)
-class Provenance:
-    """The manifest's ``[provenance]``; empty optional fields are left out of the file."""
-
-    source: str
-    license: str
-    url: str = ""
-    version: str = ""
-    license_file: str = ""
-    source_sha256: str = ""
-    notes: str = ""
-
-
-@dataclass(frozen=True)
-class StageEntry:
-    """One ``[[stages]]`` entry without its sha256, which is computed from the written file.
-
-    Shapes are per item; ``input_layout`` and ``input_range`` are for stages that take an
-    image, i.e. every stage but the first.
-    """
-
-    name: str
-    file: str
-    input_name: str
-    input_shape: tuple[int, ...]
-    output_name: str
-    output_shape: tuple[int, ...]
-    layout: str = "NCHW"
-    range: tuple[float, float] = (-1.0, 1.0)
-    input_layout: str | None = None
-    input_range: tuple[float, float] | None = None
 
 
 @contextmanager
@@ -82,7 +59,7 @@ def write_manifest(
     latent_size: int,
     distribution: str,
     provenance: Provenance,
-    stages: Sequence[StageEntry],
+    stages: Sequence[StageSpec],
     license_text: str | None = None,
 ) -> Bundle:
     """Write ``bundle.toml`` (and the licence text to ``provenance.license_file`` if given)
@@ -95,35 +72,16 @@ def write_manifest(
     if description:
         document["description"] = description
     document["latent"] = {"size": latent_size, "distribution": distribution}
-    document["provenance"] = {
-        field.name: getattr(provenance, field.name)
-        for field in fields(provenance)
-        if getattr(provenance, field.name)
-    }
-    document["stages"] = [stage_table(folder, stage) for stage in stages]
+    document["provenance"] = provenance_table(provenance)
+    document["stages"] = [stage_table(stage, folder) for stage in stages]
     (folder / MANIFEST).write_text(dumps(document), encoding="utf-8")
     return check_bundle(folder)
 
 
-def stage_table(folder: Path, stage: StageEntry) -> dict[str, Any]:
-    """One ``[[stages]]`` table (as in ``bundle.toml`` and a stage folder's ``stage.toml``),
-    its sha256 computed from the file written in ``folder``."""
-    table: dict[str, Any] = {
-        "name": stage.name,
-        "file": stage.file,
-        "sha256": sha256_of(folder / stage.file),
-        "input_name": stage.input_name,
-        "input_shape": list(stage.input_shape),
-        "output_name": stage.output_name,
-        "output_shape": list(stage.output_shape),
-        "layout": stage.layout,
-        "range": [float(value) for value in stage.range],
-    }
-    if stage.input_layout is not None:
-        table["input_layout"] = stage.input_layout
-    if stage.input_range is not None:
-        table["input_range"] = [float(value) for value in stage.input_range]
-    return table
+def provenance_table(provenance: Provenance) -> dict[str, str]:
+    """The ``[provenance]`` table: the fields that are set, in their order."""
+    values = ((field.name, getattr(provenance, field.name)) for field in fields(provenance))
+    return {key: value for key, value in values if value}
 
 
 def check_bundle(path: Path) -> Bundle:

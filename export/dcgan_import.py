@@ -10,11 +10,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from export.bundle_writer import Provenance, StageEntry, check_bundle, staged_bundle, write_manifest
+from export.bundle_writer import check_bundle, staged_bundle, write_manifest
 from export.checkpoint import PACKAGE, STATE_KEY, Checkpoint, load_checkpoint
 from export.dcgan import IMAGE_SIZE, DCGANGenerator, generator_from_state_dict
 from export.onnx_export import OPSET, export_onnx, verify_onnx
-from installation.engine.bundle import Bundle
+from installation.engine.bundle import Bundle, Provenance, StageSpec, sha256_of
 from installation.errors import UserError
 
 STAGE_FILE = "generator.onnx"
@@ -52,13 +52,16 @@ def import_dcgan(
             distribution="normal",
             provenance=_provenance(checkpoint, model),
             stages=[
-                StageEntry(
+                StageSpec(
                     name="generator",
-                    file=STAGE_FILE,
+                    path=onnx_path,
+                    sha256=sha256_of(onnx_path),
                     input_name="z",
                     input_shape=input_shape,
                     output_name="image",
                     output_shape=(model.nc, IMAGE_SIZE, IMAGE_SIZE),
+                    layout="NCHW",
+                    range=(-1.0, 1.0),
                 )
             ],
             license_text=checkpoint.license_text,

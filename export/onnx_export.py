@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from installation.errors import UserError
+from installation.score.trajectory import DISTRIBUTIONS
 
 OPSET = 17
 TOLERANCE = 1e-4
@@ -80,8 +81,8 @@ def verify_onnx(
     latents, "uniform" for U(-1, 1), which suits stages that take images in -1..1. Raises
     ``UserError`` naming the file when the outputs differ by ``tolerance`` or more.
     """
-    if distribution not in ("normal", "uniform"):
-        raise ValueError(f"distribution must be 'normal' or 'uniform', got {distribution!r}")
+    if distribution not in DISTRIBUTIONS:
+        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs, outputs = session.get_inputs(), session.get_outputs()
     if len(inputs) != 1 or len(outputs) != 1:

@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from export.bundle_writer import Provenance, StageEntry, stage_table, staged_bundle
+from export.bundle_writer import provenance_table, staged_bundle
 from export.onnx_export import OPSET, export_onnx, verify_onnx
 from export.refine import RefineGenerator
 from export.stage_config import RefineConfig, TrainOptions
 from export.toml_writer import dumps
 from export.train_stage import load_run
+from installation.engine.bundle import FORMAT, Provenance, StageSpec, sha256_of, stage_table
 from installation.errors import UserError
 
 STAGE_MANIFEST = "stage.toml"
@@ -62,13 +63,16 @@ def export_stage(
         export_onnx(generator, folder / file, input_shape, INPUT_NAME, OUTPUT_NAME)
         check = verify_onnx(generator, folder / file, input_shape, distribution="uniform")
         progress(f"max abs error {check.max_abs_error:.1e} over {check.count} images")
-        entry = StageEntry(
+        spec = StageSpec(
             name=name,
-            file=file,
+            path=folder / file,
+            sha256=sha256_of(folder / file),
             input_name=INPUT_NAME,
             input_shape=input_shape,
             output_name=OUTPUT_NAME,
             output_shape=(3, output_size, output_size),
+            layout="NCHW",
+            range=(-1.0, 1.0),
             input_layout="NCHW",
             input_range=(-1.0, 1.0),
         )
@@ -82,7 +86,7 @@ def export_stage(
             f"training report in {report}",
         )
         (folder / STAGE_MANIFEST).write_text(
-            dumps(stage_document(folder, entry, provenance)), encoding="utf-8"
+            dumps(stage_document(folder, spec, provenance)), encoding="utf-8"
         )
         (folder / report).write_text(training_report(state, name, file), encoding="utf-8")
         for extra in include:
@@ -90,10 +94,13 @@ def export_stage(
     return out
 
 
-def stage_document(folder: Path, entry: StageEntry, provenance: Provenance) -> dict[str, Any]:
-    """``stage.toml`` as a TOML document, the sha256 computed from the written ONNX file."""
-    details = {key: value for key, value in vars(provenance).items() if value}
-    return {"format": 1, "stage": stage_table(folder, entry), "provenance": details}
+def stage_document(folder: Path, spec: StageSpec, provenance: Provenance) -> dict[str, Any]:
+    """``stage.toml`` as a TOML document: the stage's ``[[stages]]`` table as ``[stage]``."""
+    return {
+        "format": FORMAT,
+        "stage": stage_table(spec, folder),
+        "provenance": provenance_table(provenance),
+    }
 
 
 def training_report(state: dict[str, Any], name: str, file: str) -> str:

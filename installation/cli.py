@@ -2,8 +2,9 @@
 engines; export bundles.
 
 Every user mistake surfaces as one line on stderr naming the file or option and what is
-wrong, with exit code 2; tracebacks are for bugs only. ``installation export`` is loaded
-lazily because it needs torch, which the exhibition PC does not have.
+wrong, with exit code 2; tracebacks are for bugs only. ``installation export``'s commands are
+added to the parser only when ``export`` is chosen: they are the workshop's (``export``, which
+needs torch), and the exhibition PC, which has neither, builds this parser on every start.
 """
 
 from __future__ import annotations
@@ -15,9 +16,10 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
-from export.cli import register as register_export
 from installation.errors import UserError
 from installation.service.journal import configure_logging
 from installation.service.signals import RunSignals
@@ -58,7 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show portraits of imaginary people, morphing from one face to the next.",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="command", required=True, metavar="COMMAND", parser_class=_Command
+    )
 
     run = commands.add_parser("run", help="play a show on the screen")
     _show_argument(run, optional=True)
@@ -154,11 +158,41 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(func=_status)
 
-    export = commands.add_parser(
-        "export", help="workshop: turn trained checkpoints into a model bundle (needs torch)"
+    commands.add_parser(
+        "export",
+        help="workshop: turn trained checkpoints into a model bundle (needs torch)",
+        subcommands=_register_export,
     )
-    register_export(export.add_subparsers(dest="export_command", required=True, metavar="KIND"))
     return parser
+
+
+class _Command(argparse.ArgumentParser):
+    """A command whose own subcommands (``subcommands`` adds them) are added when it is
+    chosen, just before its arguments are parsed, so that building the whole parser imports
+    no more than the runtime needs."""
+
+    def __init__(
+        self,
+        *args: Any,
+        subcommands: Callable[[argparse.ArgumentParser], None] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self._subcommands = subcommands
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        if self._subcommands is not None:
+            add, self._subcommands = self._subcommands, None
+            add(self)
+        return super().parse_known_args(args, namespace)
+
+
+def _register_export(parser: argparse.ArgumentParser) -> None:
+    from export.cli import register
+
+    register(parser.add_subparsers(dest="export_command", required=True, metavar="KIND"))
 
 
 def _show_argument(parser: argparse.ArgumentParser, optional: bool) -> None:

@@ -3,7 +3,8 @@
 Bad OSC input can arrive thousands of times a second; logging each would fill the journal
 and cost more than ignoring the input. Each kind of problem is logged at once the first
 time, then at most once per interval with the number of similar lines left out, so the
-first example is always seen and the log stays readable for weeks.
+first example is always seen and the log stays readable for weeks. A value from the input is
+logged ``clipped``, so one line stays one readable line whatever a sender puts in it.
 """
 
 from __future__ import annotations
@@ -11,6 +12,13 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+
+
+def clipped(value: object, limit: int = 60) -> str:
+    """``repr(value)`` cut to ``limit`` characters (ending in ``...`` when cut): the repr
+    escapes newlines and control characters, the cut bounds a 64 KB address to a glance."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 class RateLimitedLog:

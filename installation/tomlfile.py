@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import math
 import os
 import re
 import stat
@@ -139,6 +140,21 @@ def _kind(mode: int) -> str:
     return "not a regular file"
 
 
+def _range_text(low: float, high: float | None, low_open: bool, unit: str) -> str:
+    """A range as an error message words it: "0 to 600 seconds", "more than 0 and at most
+    240", "at least 1"."""
+    if low_open:
+        wanted = f"more than {_text(low)}" + ("" if high is None else f" and at most {_text(high)}")
+    else:
+        wanted = f"at least {_text(low)}" if high is None else f"{_text(low)} to {_text(high)}"
+    return f"{wanted} {unit}" if unit else wanted
+
+
+def _text(number: float) -> str:
+    """A number as a message shows it: ``3`` for 3.0, an integer in full."""
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
 def format_keypath(keypath: tuple[str | int, ...]) -> str:
     """``("stages", 0, "file")`` -> ``stages[0].file``."""
     text = ""
@@ -210,6 +226,29 @@ class Section:
             where = f" on line {line}" if line else ""
             message += f" (there is an unknown key {key_text(other)}{where}: a typo?)"
         return self.error(key, message)
+
+    def number(
+        self,
+        key: str,
+        low: float,
+        high: float | None = None,
+        default: float = _MISSING,
+        *,
+        low_open: bool = False,
+        kind: type[float] | type[int] = float,
+        unit: str = "",
+        expected: str = "",
+    ) -> Any:
+        """The number at ``key`` within ``low..high`` (no upper bound when ``high`` is None;
+        ``low`` itself excluded when ``low_open``), a ``kind`` of float or int. Every range in
+        every file is checked here, so the messages read alike (``expected 0 to 600 seconds,
+        got 1000``); ``expected`` words the range instead where a bound needs explaining."""
+        value = self.get(key, kind, default)
+        above = low < value if low_open else low <= value
+        if not (math.isfinite(value) and above and (high is None or value <= high)):
+            wanted = expected or _range_text(low, high, low_open, unit)
+            raise self.error(key, f"expected {wanted}, got {_text(value)}")
+        return value
 
     def numbers(self, key: str, length: int | None = None) -> tuple[float, ...]:
         """A list of numbers, optionally of a fixed length."""

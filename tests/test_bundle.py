@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import re
+import tomllib
 from pathlib import Path
 
 import pytest
 from conftest import DEFAULT_BUNDLE
 
+from export.bundle_writer import write_manifest
 from installation.cli import main
-from installation.engine.bundle import TensorInfo, check_io, load_bundle, verify_files
+from installation.engine.bundle import (
+    MANIFEST,
+    Provenance,
+    TensorInfo,
+    check_io,
+    load_bundle,
+    verify_files,
+)
 from installation.errors import UserError
 
 
@@ -128,6 +137,7 @@ def test_manifest_not_toml(show_copy: Path, bundle_copy: Path, capsys) -> None:
         ("range = [", "range = [1.0, ", "stages[0].range: expected 2 numbers, got 3"),
         ("size = 100", "size = 99", "stages[0].input_shape: [100, 1, 1] holds 100 values but"),
         ("size = 100", 'size = "100"', "latent.size: expected an integer, got '100'"),
+        ("size = 100", "size = 0", "latent.size: expected at least 1, got 0"),
         ("format = 1", "format = 2", "format: this runtime reads format 1, got 2"),
     ],
 )
@@ -149,6 +159,27 @@ def test_committed_bundle_is_valid_and_attributed() -> None:
     for document in ("DATA.md", "refine-256.training.md"):
         assert (DEFAULT_BUNDLE / document).is_file()
     assert (DEFAULT_BUNDLE / bundle.provenance["license_file"]).is_file()
+
+
+def test_the_workshop_writes_the_committed_manifest_from_what_the_runtime_reads(
+    bundle_copy: Path,
+) -> None:
+    """One schema: the specs ``load_bundle`` reads, written again by the workshop's writer,
+    give back the committed manifest byte for byte, and a bundle that loads as the same."""
+    bundle = load_bundle(bundle_copy)
+    text = (bundle_copy / MANIFEST).read_text(encoding="utf-8")
+    (bundle_copy / MANIFEST).unlink()
+    written = write_manifest(
+        bundle_copy,
+        bundle.name,
+        tomllib.loads(text)["description"],
+        bundle.latent_size,
+        bundle.latent_distribution,
+        Provenance(**bundle.provenance),
+        bundle.stages,
+    )
+    assert (bundle_copy / MANIFEST).read_text(encoding="utf-8") == text
+    assert written == bundle
 
 
 def test_fixed_batch_of_one_is_accepted_and_other_batches_are_not(bundle_copy: Path) -> None:

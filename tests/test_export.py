@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import io
 import re
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -25,10 +27,12 @@ from export.cli import register
 from export.dcgan import DCGANGenerator, generator_from_state_dict
 from export.dcgan_import import import_dcgan
 from export.onnx_export import export_onnx, verify_onnx
+from installation.cli import main
 from installation.engine.bundle import load_bundle, verify_files
 from installation.errors import UserError
 
-DEFAULT_BUNDLE = Path(__file__).resolve().parent.parent / "bundles" / "faces-256"
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_BUNDLE = REPO / "bundles" / "faces-256"
 LICENSE_TEXT = "MIT License\n\nCopyright (c) 2023, a test\n"
 
 
@@ -206,3 +210,24 @@ def test_committed_default_bundle_is_valid() -> None:
     assert bundle.provenance["license"].startswith("generator: MIT;")
     licence = (DEFAULT_BUNDLE / bundle.provenance["license_file"]).read_text()
     assert "chien liu" in licence.lower() and "Permission is hereby granted" in licence
+
+
+def test_the_runtime_imports_no_workshop_code(capsys: pytest.CaptureFixture[str]) -> None:
+    """The exhibition PC has no torch: the runtime's command line, parser and help included,
+    must not import ``export`` (nor torch); ``installation export`` loads it when chosen."""
+    script = (
+        "import contextlib, io, sys\n"
+        "from installation.cli import build_parser, main\n"
+        "build_parser().parse_args(['check', 'show.toml'])\n"
+        "with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "    assert main(['--help']) == 0\n"
+        "assert 'export' in out.getvalue()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('export', 'torch')))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, check=False
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "[]\n", "")
+
+    assert main(["export", "--help"]) == 0
+    assert "assemble" in capsys.readouterr().out

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,7 @@ from conftest import DEFAULT_BUNDLE
 from PIL import Image
 
 from export.assemble import assemble
-from export.bundle_writer import Provenance, StageEntry, write_manifest
+from export.bundle_writer import write_manifest
 from export.degrade import degrade, gaussian_blur
 from export.onnx_export import export_onnx, verify_onnx
 from export.refine import RefineDiscriminator, RefineGenerator, upscale
@@ -24,7 +25,7 @@ from export.train_stage import load_run, train_stage
 from installation.bench import bench_stages
 from installation.cli import main
 from installation.engine.backend import CPU, OnnxRuntimeBackend
-from installation.engine.bundle import load_bundle
+from installation.engine.bundle import Provenance, load_bundle
 from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
 from installation.progress import Progress
@@ -204,16 +205,7 @@ def first_stage_bundle(tmp_path: Path) -> Path:
         source.latent_size,
         source.latent_distribution,
         Provenance("the default bundle's first stage", "MIT", license_file="LICENSE.txt"),
-        [
-            StageEntry(
-                first.name,
-                first.path.name,
-                first.input_name,
-                first.input_shape,
-                first.output_name,
-                first.output_shape,
-            )
-        ],
+        [replace(first, path=folder / first.path.name)],
     )
     return folder
 
@@ -257,7 +249,7 @@ def test_stage_folder_and_assembled_bundle_run_the_chain(
     assert np.abs(shrunk - early.astype(np.float64)).mean() < 20
 
 
-def test_assembly_refuses_a_stage_that_does_not_fit(
+def test_assembly_refuses_a_stage_that_does_not_fit_or_was_changed(
     tmp_path: Path, stage_folder: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     twice = ["export", "assemble", str(first_stage_bundle(tmp_path))]
@@ -267,6 +259,12 @@ def test_assembly_refuses_a_stage_that_does_not_fit(
         f"installation: error: {stage_folder / STAGE_MANIFEST}: stage input_shape [3, 64, 64] "
         "(NCHW) does not fit the 256x256 RGB output of stage 'refine-256'"
     )
+    assert not (tmp_path / "b").exists()
+
+    model = stage_folder / "refine-256.onnx"
+    model.write_bytes(model.read_bytes()[:-1])
+    assert main([*twice, str(stage_folder), *out]) == 2
+    assert capsys.readouterr().err.startswith(f"installation: error: {model}: sha256 mismatch")
     assert not (tmp_path / "b").exists()
 
 

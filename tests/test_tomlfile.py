@@ -16,7 +16,7 @@ from installation.engine.bundle import load_bundle
 from installation.errors import UserError
 from installation.score.scenes import MAX_SCENES
 from installation.score.show import load_show
-from installation.tomlfile import MAX_BYTES
+from installation.tomlfile import MAX_BYTES, Section, TomlDocument, read_toml
 
 
 def line_of(path: Path, needle: str, start: int = 0) -> int:
@@ -135,3 +135,41 @@ def test_no_hint_for_a_key_that_only_looks_alike(tmp_path: Path) -> None:
         load_show(path)
     header = line_of(path, "[[scenes]]")
     assert str(caught.value) == f"{path}:{header}: scenes[0].seed: missing; expected an integer"
+
+
+@pytest.mark.parametrize(
+    ("value", "args", "kwargs", "message"),
+    [
+        ("7", (0.0, 1.0), {}, "x: expected 0 to 1, got 7"),
+        ("nan", (0.0, 1.0), {}, "x: expected 0 to 1, got nan"),
+        ("-inf", (0.0, 600.0), {"unit": "seconds"}, "x: expected 0 to 600 seconds, got -inf"),
+        ("0", (0.0, 240.0), {"low_open": True}, "x: expected more than 0 and at most 240, got 0"),
+        ("inf", (0.0,), {"low_open": True}, "x: expected more than 0, got inf"),
+        ("0", (1,), {"kind": int}, "x: expected at least 1, got 0"),
+        (
+            "65",
+            (0, 64),
+            {"kind": int, "expected": "0 (all) to 64"},
+            "x: expected 0 (all) to 64, got 65",
+        ),
+        ("1.5", (0, 64), {"kind": int}, "x: expected an integer, got 1.5"),
+        ("true", (0.0, 1.0), {}, "x: expected a number, got True"),
+    ],
+)
+def test_every_range_is_read_and_reported_alike(
+    tmp_path: Path, value: str, args: tuple, kwargs: dict, message: str
+) -> None:
+    """``Section.number``, the one range check of shows, scenes, hours, OSC and manifests."""
+    path = tmp_path / "numbers.toml"
+    path.write_text(f"y = 1\nx = {value}\n")
+    with pytest.raises(UserError) as caught:
+        Section.root(read_toml(path, "test file")).number("x", *args, **kwargs)
+    assert str(caught.value) == f"{path}:2: {message}"
+
+
+def test_a_number_in_range_or_absent_is_returned() -> None:
+    doc = TomlDocument(Path("n.toml"), "", {"x": 3, "y": 0.5})
+    section = Section.root(doc)
+    assert section.number("x", 1, 3, kind=int) == 3
+    assert section.number("y", 0.0, 1.0, low_open=True) == 0.5
+    assert section.number("z", 0.0, 1.0, 0.25) == 0.25

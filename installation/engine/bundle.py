@@ -5,7 +5,8 @@ trusts nothing it has not checked, so this module validates the manifest strictl
 every file against its sha256, and compares what each ONNX model really declares with what the
 manifest promises. Each stage states its own conventions (value range, layout), so a generator
 exported by someone else works when its manifest says how to read it; ``convention`` does the
-conversions. The schema is documented in ``docs/bundle.md``.
+conversions. The schema is documented in ``docs/bundle.md``; this module both reads it and, for
+the workshop, writes it (``stage_table``), so the two sides cannot drift apart.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Any
 
 from installation.errors import UserError
+from installation.score.trajectory import DISTRIBUTIONS
 from installation.tomlfile import Section, read_toml
 
 MANIFEST = "bundle.toml"
 FORMAT = 1
 LAYOUTS = ("NCHW", "NHWC")
-DISTRIBUTIONS = ("normal", "uniform")
 
 
 @dataclass(frozen=True)
@@ -38,7 +40,8 @@ class TensorInfo:
 
 @dataclass(frozen=True)
 class StageSpec:
-    """One stage as the manifest describes it. Shapes exclude the leading batch axis.
+    """One stage as the manifest describes it, read by ``parse_stage`` and written by
+    ``stage_table``. Shapes exclude the leading batch axis; ``path`` is the model file.
 
     ``input_layout`` and ``input_range`` are set for stages that take an image (every stage
     after the first) and None for the first stage, which takes a latent vector.
@@ -60,6 +63,20 @@ class StageSpec:
     def output_size(self) -> tuple[int, int]:
         """Width and height of the image this stage draws."""
         return image_size(self.output_shape, self.layout)
+
+
+@dataclass(frozen=True)
+class Provenance:
+    """A manifest's (or stage folder's) ``[provenance]``: where the weights come from and
+    under which terms. ``source`` and ``license`` are required; empty fields are not written."""
+
+    source: str
+    license: str
+    url: str = ""
+    version: str = ""
+    license_file: str = ""
+    source_sha256: str = ""
+    notes: str = ""
 
 
 @dataclass(frozen=True)
@@ -100,27 +117,11 @@ def load_bundle(path: Path) -> Bundle:
     root.get("description", str, "")
 
     latent = root.table("latent")
-    latent_size = latent.get("size", int)
-    if latent_size <= 0:
-        raise latent.error("size", f"must be positive, got {latent_size}")
+    latent_size = latent.number("size", 1, kind=int)
     distribution = latent.choice("distribution", DISTRIBUTIONS)
     latent.finish()
 
-    provenance = root.table("provenance")
-    info = {key: provenance.get(key, str, "") for key in _PROVENANCE_KEYS}
-    for key in ("source", "license"):
-        if not info[key]:
-            raise provenance.error(
-                key, "missing; say where the weights come from and their licence"
-            )
-    if info["license_file"]:
-        license_file = inside(provenance, "license_file", folder)
-        if not license_file.is_file():
-            raise provenance.error(
-                "license_file", f"{info['license_file']!r} not found in the bundle folder"
-            )
-    provenance.finish()
-
+    info = parse_provenance(root.table("provenance"), folder)
     sections = root.tables("stages")
     stages = tuple(parse_stage(section, folder, i > 0) for i, section in enumerate(sections))
     root.finish()
@@ -129,7 +130,21 @@ def load_bundle(path: Path) -> Bundle:
     return bundle
 
 
-_PROVENANCE_KEYS = ("source", "url", "version", "license", "license_file", "source_sha256", "notes")
+def parse_provenance(section: Section, folder: Path) -> dict[str, str]:
+    """A ``[provenance]`` table of a manifest in ``folder``, every field of ``Provenance``
+    (empty when absent)."""
+    info = {field.name: section.get(field.name, str, "") for field in fields(Provenance)}
+    for key in ("source", "license"):
+        if not info[key]:
+            raise section.error(key, "missing; say where the weights come from and their licence")
+    if info["license_file"]:
+        license_file = inside(section, "license_file", folder)
+        if not license_file.is_file():
+            raise section.error(
+                "license_file", f"{info['license_file']!r} not found in the bundle folder"
+            )
+    section.finish()
+    return info
 
 
 def check_format(root: Section) -> None:
@@ -189,6 +204,27 @@ def parse_stage(section: Section, folder: Path, takes_image: bool) -> StageSpec:
     return spec
 
 
+def stage_table(stage: StageSpec, folder: Path) -> dict[str, Any]:
+    """``stage`` as the ``[[stages]]`` table of a manifest in ``folder`` (or a stage folder's
+    ``[stage]``) that ``parse_stage`` reads back as ``stage``; optional keys only when set."""
+    table: dict[str, Any] = {
+        "name": stage.name,
+        "file": stage.path.relative_to(folder).as_posix(),
+        "sha256": stage.sha256,
+        "input_name": stage.input_name,
+        "input_shape": list(stage.input_shape),
+        "output_name": stage.output_name,
+        "output_shape": list(stage.output_shape),
+        "layout": stage.layout,
+        "range": [float(value) for value in stage.range],
+    }
+    if stage.input_layout is not None:
+        table["input_layout"] = stage.input_layout
+    if stage.input_range is not None:
+        table["input_range"] = [float(value) for value in stage.input_range]
+    return table
+
+
 def _value_range(section: Section, key: str) -> tuple[float, float]:
     low, high = section.numbers(key, 2)
     if not (math.isfinite(low) and math.isfinite(high) and low < high):
@@ -243,17 +279,22 @@ def verify_files(bundle: Bundle) -> None:
     """Every stage file exists and matches its sha256: catches truncated copies and
     half-finished rsyncs before a model is handed to a backend."""
     for stage in bundle.stages:
-        if not stage.path.is_file():
-            raise UserError(f"{stage.path}: model file of stage {stage.name!r} not found")
-        try:
-            actual = sha256_of(stage.path)
-        except OSError as exc:
-            raise UserError(f"{stage.path}: cannot read model file: {exc.strerror}") from None
-        if actual != stage.sha256:
-            raise UserError(
-                f"{stage.path}: sha256 mismatch: manifest says {stage.sha256[:12]}..., "
-                f"file has {actual[:12]}... (truncated or replaced file?)"
-            )
+        verify_file(stage)
+
+
+def verify_file(stage: StageSpec) -> None:
+    """One stage's file exists and matches its sha256."""
+    if not stage.path.is_file():
+        raise UserError(f"{stage.path}: model file of stage {stage.name!r} not found")
+    try:
+        actual = sha256_of(stage.path)
+    except OSError as exc:
+        raise UserError(f"{stage.path}: cannot read model file: {exc.strerror}") from None
+    if actual != stage.sha256:
+        raise UserError(
+            f"{stage.path}: sha256 mismatch: manifest says {stage.sha256[:12]}..., "
+            f"file has {actual[:12]}... (truncated or replaced file?)"
+        )
 
 
 def check_io(stage: StageSpec, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> None:

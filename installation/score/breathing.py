@@ -16,7 +16,7 @@ from functools import lru_cache
 import numpy as np
 
 from installation.score.ramp import Ramp
-from installation.score.trajectory import TIME_LIMIT
+from installation.score.trajectory import SPREAD, TIME_LIMIT
 
 #: Cycles per second of the drift's components: slow as breathing at rest, and with
 #: irrational ratios so that their sum never lines up into a visible loop.
@@ -29,9 +29,6 @@ BEAT_RISE = 0.12
 #: Beats older than this no longer move the picture (their swell is below 1e-5).
 BEAT_MEMORY = 2.5
 MAX_BEATS = 16
-#: Standard deviation of a latent component for each distribution, so that breathing 0.1
-#: drifts by about a tenth of a typical latent whichever the bundle uses.
-_SPREAD = {"normal": 1.0, "uniform": 1.0 / math.sqrt(3.0)}
 FULL_INTENSITY = Ramp.constant(1.0)
 
 
@@ -56,7 +53,7 @@ def drift(seed: int, size: int, distribution: str, t: float) -> np.ndarray:
     t = min(max(t, -TIME_LIMIT), TIME_LIMIT)
     waves = np.sin(2.0 * math.pi * np.asarray(FREQUENCIES) * t + phases)
     # Sums of unit sinusoids have mean square len/2; scale back to unit spread.
-    return (waves @ directions) * (_SPREAD[distribution] / math.sqrt(len(FREQUENCIES) / 2.0))
+    return (waves @ directions) * (SPREAD[distribution] / math.sqrt(len(FREQUENCIES) / 2.0))
 
 
 def swell(age: float) -> float:

@@ -117,9 +117,7 @@ def _parse(section: Section) -> OpeningHours:
                 raise table.error(key, "expected a date such as 2026-12-24") from None
             dates[day] = _spans(table, key)
         table.finish()
-    fade = section.get("fade", float, DEFAULT_FADE)
-    if not 0 <= fade <= 600:
-        raise section.error("fade", f"expected 0 to 600 seconds, got {fade}")
+    fade = section.number("fade", 0.0, 600.0, DEFAULT_FADE, unit="seconds")
     section.finish()
     return OpeningHours(weekly, dates, fade)
 

@@ -44,9 +44,9 @@ def parse_osc(section: Section) -> OscSettings:
         raise section.error(
             "address", f'expected an IP address such as "127.0.0.1" or "0.0.0.0", got {address!r}'
         ) from None
-    port = section.get("port", int, DEFAULT_PORT)
-    if not 0 <= port <= 65535:
-        raise section.error("port", f"expected 1 to 65535 (or 0 for any free port), got {port}")
+    port = section.number(
+        "port", 0, 65535, DEFAULT_PORT, kind=int, expected="1 to 65535 (or 0 for any free port)"
+    )
     if section.has("allow"):
         allow = _networks(section)
     elif bind.is_loopback:
@@ -57,11 +57,9 @@ def parse_osc(section: Section) -> OscSettings:
             f"missing: listening on {address} lets other machines in, so list the networks of "
             'your controllers, e.g. allow = ["192.168.1.0/24"]',
         )
-    max_rate = section.get("max_rate", float, OscSettings.max_rate)
-    if not 1 <= max_rate <= MAX_RATE:
-        raise section.error(
-            "max_rate", f"expected 1 to {MAX_RATE:g} messages per second, got {max_rate:g}"
-        )
+    max_rate = section.number(
+        "max_rate", 1.0, MAX_RATE, OscSettings.max_rate, unit="messages per second"
+    )
     section.finish()
     return OscSettings(enabled, address, port, allow, max_rate)
 

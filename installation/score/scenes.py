@@ -77,13 +77,6 @@ def parse_scenes(sections: list[Section]) -> tuple[Scene, ...]:
     return scenes
 
 
-def check_seconds(value: float, low: float, high: float) -> str | None:
-    """Why ``value`` is not a number of seconds in ``low..high``, or None when it is."""
-    if not low <= value <= high:
-        return f"expected {low:g} to {high:g} seconds, got {value:g}"
-    return None
-
-
 def check_pace(hold: float, morph: float, speed: float = 1.0) -> tuple[str, str] | None:
     """Which of ``hold`` and ``morph`` cannot make a walk of faces at ``speed``, and why; None
     when they can. The one rule for show files, reloads and OSC.
@@ -114,17 +107,21 @@ def _scene(section: Section) -> Scene:
     scene = Scene(
         name=name,
         seed=_seed(section),
-        hold=_seconds(section, "hold", Scene.hold, 0.0, MAX_SECONDS),
-        morph=_seconds(section, "morph", Scene.morph, 0.0, MAX_SECONDS),
+        hold=section.number("hold", 0.0, MAX_SECONDS, Scene.hold, unit="seconds"),
+        morph=section.number("morph", 0.0, MAX_SECONDS, Scene.morph, unit="seconds"),
         easing=_easing(section),
         transition=section.choice("transition", TRANSITIONS, Scene.transition),
-        truncation=_fraction(section, "truncation", Scene.truncation, 0.0, 1.0),
-        speed=_speed(section),
-        breathing=_fraction(section, "breathing", Scene.breathing, 0.0, 1.0),
+        truncation=section.number("truncation", 0.0, 1.0, Scene.truncation),
+        speed=section.number("speed", 0.0, MAX_SPEED, Scene.speed, low_open=True),
+        breathing=section.number("breathing", 0.0, 1.0, Scene.breathing),
         stages=_stages(section),
-        fade_in=_seconds(section, "fade_in", Scene.fade_in, 0.0, MAX_FADE),
-        fade_out=_seconds(section, "fade_out", Scene.fade_out, 0.0, MAX_FADE),
-        duration=_duration(section),
+        fade_in=section.number("fade_in", 0.0, MAX_FADE, Scene.fade_in, unit="seconds"),
+        fade_out=section.number("fade_out", 0.0, MAX_FADE, Scene.fade_out, unit="seconds"),
+        duration=(
+            section.number("duration", 1.0, MAX_DURATION, unit="seconds")
+            if section.has("duration")
+            else None
+        ),
         next=section.get("next", str) if section.has("next") else None,
     )
     problem = check_pace(scene.hold, scene.morph, scene.speed)
@@ -145,34 +142,7 @@ def _seed(section: Section) -> int | None:
         return None
     if isinstance(value, str):
         raise section.error("seed", f'expected an integer or "random", got {value!r}')
-    seed = section.get("seed", int)
-    if not 0 <= seed <= MAX_SEED:
-        raise section.error("seed", f"expected an integer from 0 to 2**63-1, got {seed}")
-    return seed
-
-
-def _seconds(section: Section, key: str, default: float, low: float, high: float) -> float:
-    value = section.get(key, float, default)
-    problem = check_seconds(value, low, high)
-    if problem:
-        raise section.error(key, problem)
-    return value
-
-
-def _fraction(section: Section, key: str, default: float, low: float, high: float) -> float:
-    value = section.get(key, float, default)
-    if not low <= value <= high:
-        raise section.error(key, f"expected {low:g} to {high:g}, got {value:g}")
-    return value
-
-
-def _speed(section: Section) -> float:
-    value = section.get("speed", float, Scene.speed)
-    if not 0 < value <= MAX_SPEED:
-        raise section.error(
-            "speed", f"expected more than 0 and at most {MAX_SPEED:g}, got {value:g}"
-        )
-    return value
+    return section.number("seed", 0, MAX_SEED, kind=int, expected="an integer from 0 to 2**63-1")
 
 
 def _easing(section: Section) -> str:
@@ -187,16 +157,7 @@ def _easing(section: Section) -> str:
 def _stages(section: Section) -> int | None:
     if not section.has("stages"):
         return None
-    stages = section.get("stages", int)
-    if stages < 1:
-        raise section.error("stages", f"expected at least 1, got {stages}")
-    return stages
-
-
-def _duration(section: Section) -> float | None:
-    if not section.has("duration"):
-        return None
-    return _seconds(section, "duration", 0.0, 1.0, MAX_DURATION)
+    return section.number("stages", 1, kind=int)
 
 
 def check_stages(scenes: tuple[Scene, ...], sections: list[Section], stage_count: int) -> None:

@@ -82,7 +82,7 @@ def check_show_bundle(show: Show, stage_count: int) -> None:
 def _display(section: Section) -> DisplaySettings:
     default = DisplaySettings()
     mode = section.choice("mode", DISPLAY_MODES, default.mode)
-    fps = _positive(section, "fps", default.fps, upper=MAX_FPS)
+    fps = section.number("fps", 0.0, MAX_FPS, default.fps, low_open=True)
     width, height = (
         section.integers("window_size", length=2)
         if section.has("window_size")
@@ -94,20 +94,13 @@ def _display(section: Section) -> DisplaySettings:
 
 def _engine(section: Section, folder: Path) -> EngineSettings:
     default = EngineSettings()
-    threads = section.get("threads", int, default.threads)
-    if not 0 <= threads <= 64:
-        raise section.error("threads", f"expected 0 (all cores, up to 4) to 64, got {threads}")
-    lead = _positive(section, "lead", default.lead, upper=2.0)
+    threads = section.number(
+        "threads", 0, 64, default.threads, kind=int, expected="0 (all cores, up to 4) to 64"
+    )
+    lead = section.number("lead", 0.0, 2.0, default.lead, low_open=True)
     backend = section.choice("backend", BACKENDS, default.backend)
     engines = folder / section.get("engines", str) if section.has("engines") else None
     quality = section.choice("quality", QUALITIES, default.quality)
-    min_rate = _positive(section, "min_rate", default.min_rate, upper=240.0)
+    min_rate = section.number("min_rate", 0.0, 240.0, default.min_rate, low_open=True)
     section.finish()
     return EngineSettings(threads, lead, backend, engines, quality, min_rate)
-
-
-def _positive(section: Section, key: str, default: float, upper: float) -> float:
-    value = section.get(key, float, default)
-    if not 0 < value <= upper:
-        raise section.error(key, f"expected more than 0 and at most {upper:g}, got {value}")
-    return value

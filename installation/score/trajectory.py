@@ -25,7 +25,11 @@ from installation.errors import UserError
 from installation.score.easing import get_easing
 from installation.score.scenes import check_pace
 
-DISTRIBUTIONS = ("normal", "uniform")
+#: The latent distributions a bundle may name (``latent.distribution``: N(0, 1) or U(-1, 1)),
+#: each with the standard deviation of one component, so that a depth (breathing) means the
+#: same whichever a bundle uses. The workshop draws its checks from the same names.
+SPREAD = {"normal": 1.0, "uniform": 1.0 / math.sqrt(3.0)}
+DISTRIBUTIONS = tuple(SPREAD)
 #: Seconds of walk after which the walk stops, on the face it has reached: over 30,000 years,
 #: so no show gets there, yet small enough that the face index stays an exact integer (below
 #: 2**53) at the shortest period a show may have, and that nothing computed from a time
@@ -56,15 +60,18 @@ def keyframe(seed: int, index: int, size: int, distribution: str = "normal") -> 
         raise ValueError(f"keyframe index must be non-negative, got {index}")
     if size < 1:
         raise UserError(f"latent size must be at least 1, got {size}")
+    check_distribution(distribution)
     rng = np.random.default_rng([seed, index])
-    if distribution == "normal":
-        values = rng.standard_normal(size)
-    elif distribution == "uniform":
-        values = rng.uniform(-1.0, 1.0, size)
-    else:
+    normal = distribution == "normal"
+    values = rng.standard_normal(size) if normal else rng.uniform(-1.0, 1.0, size)
+    return values.astype(np.float32)
+
+
+def check_distribution(distribution: str) -> None:
+    """Refuse a distribution that is not one of ``DISTRIBUTIONS``."""
+    if distribution not in DISTRIBUTIONS:
         valid = ", ".join(DISTRIBUTIONS)
         raise UserError(f"unknown distribution {distribution!r}; valid distributions are: {valid}")
-    return values.astype(np.float32)
 
 
 def slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -141,11 +148,7 @@ class Trajectory:
         if problem:
             raise UserError(problem[1])
         get_easing(self.easing)
-        if self.distribution not in DISTRIBUTIONS:
-            valid = ", ".join(DISTRIBUTIONS)
-            raise UserError(
-                f"unknown distribution {self.distribution!r}; valid distributions are: {valid}"
-            )
+        check_distribution(self.distribution)
 
     @property
     def period(self) -> float:

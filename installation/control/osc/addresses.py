@@ -18,10 +18,10 @@ from typing import Any
 
 from installation.control.osc.arguments import count, number, switch, whole
 from installation.control.osc.patterns import AddressMap
+from installation.control.osc.server import Client
 from installation.score.conductor import Conductor
 from installation.score.scenes import MAX_FADE, MAX_SECONDS, MAX_SEED, MAX_SPEED
 
-Client = tuple[str, int]
 Reply = Callable[[Client, str, list[Any]], None]
 
 #: Every address and the method that handles it.

@@ -13,6 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from installation.ratelog import clipped
+
 
 class BadArguments(ValueError):
     """The message's arguments do not fit its address; the text says what was expected."""
@@ -27,10 +29,10 @@ def count(args: Sequence[Any], low: int, high: int) -> None:
 def number(value: Any, what: str, low: float, high: float) -> float:
     """An int or float in ``low..high``."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise BadArguments(f"{what}: expected a number, got {_shown(value)}")
+        raise BadArguments(f"{what}: expected a number, got {clipped(value, 40)}")
     result = float(value)
     if not math.isfinite(result) or not low <= result <= high:
-        raise BadArguments(f"{what}: expected {low:g} to {high:g}, got {_shown(value)}")
+        raise BadArguments(f"{what}: expected {low:g} to {high:g}, got {clipped(value, 40)}")
     return result
 
 
@@ -39,7 +41,7 @@ def whole(value: Any, what: str, low: int, high: int) -> int:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise BadArguments(f"{what}: expected a whole number, got {_shown(value)}")
+        raise BadArguments(f"{what}: expected a whole number, got {clipped(value, 40)}")
     if not low <= value <= high:
         raise BadArguments(f"{what}: expected {low} to {high}, got {value}")
     return value
@@ -51,10 +53,4 @@ def switch(value: Any, what: str) -> bool:
         return value
     if isinstance(value, int | float) and value in (0, 1):
         return bool(value)
-    raise BadArguments(f"{what}: expected 0 or 1 (or OSC true/false), got {_shown(value)}")
-
-
-def _shown(value: Any) -> str:
-    """The value for a log line, cut short: it comes from the network."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
+    raise BadArguments(f"{what}: expected 0 or 1 (or OSC true/false), got {clipped(value, 40)}")
