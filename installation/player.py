@@ -1,81 +1,184 @@
-"""The show loop: paces the display, asks the frame queue for "now", presents, handles keys.
+"""The running show: one object wires its parts, starts them in order, stops them in reverse.
 
-It never waits on inference: each tick it takes whatever frames exist around the current
-show time (blending two, or holding the newest when generation is behind, or what is on
-screen while the worker starts over after a cut), asks the conductor how bright the picture
-is, and sleeps only until the next tick. Timing statistics are kept in bounded form,
-because the loop runs for weeks.
+A show is one display loop (installation.loop) among threads: the inference worker under its
+supervisor fills the frame queue from the conductor's plans, the service watches both and
+reports, OSC and the reloader steer the conductor. ``RunningShow`` is the one place that
+builds them, so each part is handed only what it uses and ``installation run``, the tests and
+``installation bench`` play the same wiring. Each stop is registered as its part starts: if a
+start fails half-way, what did start is stopped, in reverse order:
+
+  start: display, OSC and reloader (SIGHUP), conductor clock, worker, service (SIGTERM)
+  stop:  service (last record), worker, OSC and reloader, display
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
-import time
-from collections import deque
-from dataclasses import dataclass, field
+from contextlib import ExitStack
 
-import numpy as np
-
+from installation.control.osc.server import OscServer
+from installation.control.steering import ShowControl
 from installation.display import Display, DisplayLost
-from installation.display.base import Action
-from installation.engine.frames import FrameQueue, Pick
+from installation.engine.frames import FrameQueue
 from installation.engine.ladder import BackendLadder
 from installation.engine.pipeline import Pipeline
-from installation.engine.quality import AdaptiveQuality
+from installation.engine.quality import AdaptiveQuality, QualityPolicy
 from installation.engine.supervisor import WorkerSupervisor
 from installation.engine.worker import InferenceWorker
+from installation.loop import LoopStats, RunResult, ShowClock, run_loop
 from installation.score.conductor import Conductor
+from installation.score.show import Show
+from installation.service.health import Record
 from installation.service.lifecycle import Service
+from installation.service.signals import RunSignals
 
 log = logging.getLogger(__name__)
 
-INTERVAL_WINDOW = 4096
 
+class RunningShow:
+    """The parts of one show while it plays; ``play`` runs it once.
 
-@dataclass
-class LoopStats:
-    """How well the display kept its rate: ``late`` counts ticks over twice their budget."""
+    Built bare (tests, ``installation bench``), it plays on a display the caller opened, with a
+    service that talks to nobody and nothing to steer it; ``for_show`` builds the whole show of
+    ``installation run``, which also opens and closes the display.
+    """
 
-    budget: float
-    shown: int = 0
-    blended: int = 0
-    held: int = 0
-    late: int = 0
-    max_interval: float = 0.0
-    intervals: deque[float] = field(default_factory=lambda: deque(maxlen=INTERVAL_WINDOW))
+    def __init__(
+        self,
+        display: Display,
+        engine: Pipeline | BackendLadder,
+        conductor: Conductor,
+        fps: float,
+        lead: float,
+        service: Service | None = None,
+        quality: AdaptiveQuality | None = None,
+    ) -> None:
+        self.display = display
+        self.ladder = engine if isinstance(engine, BackendLadder) else BackendLadder.holding(engine)
+        self.conductor = conductor
+        self.fps = fps
+        self.lead = lead
+        self.service = service or Service()
+        self.quality = quality
+        self.show: Show | None = None
+        self.control: ShowControl | None = None
+        self.signals: RunSignals | None = None
 
-    def record(self, interval: float) -> None:
-        self.intervals.append(interval)
-        self.max_interval = max(self.max_interval, interval)
-        if interval > 2 * self.budget:
-            self.late += 1
+    @classmethod
+    def for_show(
+        cls,
+        show: Show,
+        ladder: BackendLadder,
+        conductor: Conductor,
+        display: Display,
+        signals: RunSignals,
+    ) -> RunningShow:
+        """``installation run``'s show on a started ``ladder``: systemd and the health record,
+        OSC and reloads, and ``signals``, installed first thing, with what came during loading."""
+        running = cls(
+            display,
+            ladder,
+            conductor,
+            show.display.fps,
+            show.engine.lead,
+            None,
+            _quality(show, ladder),
+        )
+        running.show = show
+        running.signals = signals
+        running.service = Service.for_run(show, running.describe, signals)
+        running.control = ShowControl(
+            show, conductor, ladder.pipeline.bundle, running.service.reload
+        )
+        return running
 
-    @property
-    def median_interval(self) -> float:
-        return float(np.median(self.intervals)) if self.intervals else 0.0
+    def describe(self) -> Record:
+        """The show's part of the health record: only the running show knows all of it. A new
+        field is added here and shown by installation.service.health.format_status."""
+        record: Record = {"scene": self.conductor.status().scene, "backend": self.ladder.name}
+        if self.quality is not None:
+            quality = "adaptive" if self.quality.adaptive else "full"
+            record["stages"] = {
+                "used": self.quality.cap,
+                "of": self.quality.full,
+                "quality": quality,
+            }
+        if self.control is not None:
+            record["osc"] = _osc_state(self.control.osc)
+        return record
 
+    def play(self, duration: float | None = None) -> RunResult:
+        """Run the show until quit, ``duration`` seconds, the service finishing a stop
+        (SIGTERM), the supervisor giving up on the inference worker, or the display going away
+        (logged as an error while the service still records errors)."""
+        with ExitStack() as started:
+            if self.show is not None:
+                self.display.open(self.show.title)
+                started.callback(self.display.close)
+                log.info("playing %s on %s", self.show.path, self.display.description)
+            if self.control is not None:
+                started.enter_context(self.control)
+                if self.signals is not None and self.signals.take_reload():
+                    # The file may have changed after it was read at start-up: read it again.
+                    log.info(
+                        "reload requested during start-up: reloading %s",
+                        self.control.reloader.show.path,
+                    )
+                    self.control.reloader.request()
+            return self._run(duration)
 
-@dataclass
-class RunResult:
-    stats: LoopStats
-    seconds: float
-    generated: int
-    skipped: int
-    error: BaseException | None
-    restarts: int = 0
-    #: Why the display went away under the show, when that is what ended it.
-    display_lost: str | None = None
+    def _run(self, duration: float | None) -> RunResult:
+        clock = ShowClock()
+        queue = FrameQueue(max(4, int(self.lead * self.fps) + 4))
+        self.conductor.start(clock)
+        self.conductor.on_cut(queue.invalidate)
+        serials = itertools.count()
+        worker = WorkerSupervisor(
+            lambda: InferenceWorker(
+                self.ladder.pipeline,
+                self.conductor.plans_at,
+                queue,
+                clock,
+                self.fps,
+                self.lead,
+                serials,
+                self.quality,
+            ),
+            fallback=self._fall,
+        )
+        stats = LoopStats(budget=1.0 / self.fps)
+        lost: str | None = None
+        with ExitStack() as started:
+            worker.start()
+            started.callback(worker.stop)
+            started.callback(self.service.stop)
+            self.service.start(stats, worker)
+            try:
+                run_loop(
+                    self.display,
+                    queue,
+                    self.conductor,
+                    worker,
+                    clock,
+                    stats,
+                    duration,
+                    self.service,
+                )
+            except DisplayLost as exc:
+                lost = str(exc)
+                log.error("display lost: %s", lost)
+        return RunResult(
+            stats, clock(), worker.generated, worker.skipped, worker.error, worker.restarts, lost
+        )
 
-
-class ShowClock:
-    """Show time in seconds since the clock was started, from the monotonic clock."""
-
-    def __init__(self) -> None:
-        self._start = time.monotonic()
-
-    def __call__(self) -> float:
-        return time.monotonic() - self._start
+    def _fall(self, error: BaseException) -> bool:
+        """Drop to the ladder's next backend; its stages run at another speed, so the
+        quality's measurements start over."""
+        moved = self.ladder.fall(error)
+        if moved and self.quality is not None:
+            self.quality.reset()
+        return moved
 
 
 def play(
@@ -88,86 +191,24 @@ def play(
     service: Service | None = None,
     quality: AdaptiveQuality | None = None,
 ) -> RunResult:
-    """Run the show on an open display until quit, ``duration`` seconds, the ``service``
-    finishing a stop (SIGTERM), the supervisor giving up on the inference worker, or the
-    display going away (logged as an error while the service still records errors).
-
-    ``engine`` is a started ladder (inference drops to its next backend when one fails) or
-    one pipeline; ``quality`` caps the stages frames run (None: all the scenes ask for).
-    """
-    ladder = engine if isinstance(engine, BackendLadder) else BackendLadder.holding(engine)
-
-    def fall(error: BaseException) -> bool:
-        moved = ladder.fall(error)
-        if moved and quality is not None:
-            quality.reset()
-        return moved
-
-    clock = ShowClock()
-    capacity = max(4, int(lead * fps) + 4)
-    queue = FrameQueue(capacity)
-    conductor.start(clock)
-    conductor.on_cut(queue.invalidate)
-    serials = itertools.count()
-    worker = WorkerSupervisor(
-        lambda: InferenceWorker(
-            ladder.pipeline, conductor.plans_at, queue, clock, fps, lead, serials, quality
-        ),
-        fallback=fall,
-    )
-    stats = LoopStats(budget=1.0 / fps)
-    service = service or Service()
-    worker.start()
-    lost: str | None = None
-    try:
-        service.start(stats, worker)
-        _loop(display, queue, conductor, worker, clock, stats, duration, service)
-    except DisplayLost as exc:
-        lost = str(exc)
-        log.error("display lost: %s", lost)
-    finally:
-        service.stop()
-        worker.stop()
-    return RunResult(
-        stats, clock(), worker.generated, worker.skipped, worker.error, worker.restarts, lost
-    )
+    """A bare ``RunningShow`` played once on an open display: ``engine`` is a started ladder
+    or one pipeline; ``quality`` caps the stages frames run (None: all the scenes ask for)."""
+    return RunningShow(display, engine, conductor, fps, lead, service, quality).play(duration)
 
 
-def _loop(
-    display: Display,
-    queue: FrameQueue,
-    conductor: Conductor,
-    worker: WorkerSupervisor,
-    clock: ShowClock,
-    stats: LoopStats,
-    duration: float | None,
-    service: Service,
-) -> None:
-    budget = stats.budget
-    deadline = time.perf_counter()
-    previous = deadline
-    held: Pick | None = None
-    while worker.error is None and not service.finished:
-        now = clock()
-        pick = queue.pick(now) or held
-        brightness = conductor.tick(now) * service.level()
-        if pick is not None:
-            held = pick
-            display.present(pick.a, pick.b, pick.weight, brightness)
-            stats.shown += 1
-            if pick.b is None:
-                stats.held += 1
-            else:
-                stats.blended += 1
-        if Action.QUIT in display.poll() or (duration is not None and now >= duration):
-            return
-        deadline += budget
-        pause = deadline - time.perf_counter()
-        if pause > 0:
-            time.sleep(pause)
-        elif pause < -budget:
-            deadline = time.perf_counter()
-        tick = time.perf_counter()
-        if stats.shown > 1:  # the first present compiles shaders and uploads: not a steady tick
-            stats.record(tick - previous)
-        previous = tick
+def _quality(show: Show, ladder: BackendLadder) -> AdaptiveQuality:
+    """The show's quality setting over the stages of its bundle, named with their sizes."""
+    labels = [f"{s.spec.name} ({s.spec.output_size[0]} px)" for s in ladder.pipeline.stages]
+    policy = QualityPolicy(min_rate=show.engine.min_rate)
+    return AdaptiveQuality(labels, policy, adaptive=show.engine.quality == "adaptive")
+
+
+def _osc_state(server: OscServer | None) -> Record:
+    """Whether OSC listens, for the health record: the show plays on when its port cannot be
+    bound (and the server tries again), so staff need to see that it cannot be steered."""
+    if server is None:
+        return {"state": "off"}
+    bound = server.address
+    host, port = bound if bound is not None else (server.settings.address, server.settings.port)
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    return {"state": "not listening" if bound is None else "listening", "address": where}

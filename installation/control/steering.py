@@ -15,8 +15,8 @@ from collections.abc import Callable
 from types import FrameType, TracebackType
 from typing import Any
 
-from installation.control.osc.addresses import AddressSpace, Client
-from installation.control.osc.server import OscServer
+from installation.control.osc.addresses import AddressSpace
+from installation.control.osc.server import Client, OscServer
 from installation.control.reload import Reloader
 from installation.engine.bundle import Bundle
 from installation.score.conductor import Conductor

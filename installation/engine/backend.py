@@ -60,6 +60,11 @@ class Backend(ABC):
         the backend has nothing better than a host round trip between stages."""
         return None
 
+    @abstractmethod
+    def close(self) -> None:
+        """Release every model it loaded (sessions, device and pinned memory); safe to call
+        again. A backend left for another must give these back, or the next may not fit."""
+
 
 def default_threads() -> int:
     """All cores but at most 4: beyond that, small generators gain nothing."""
@@ -68,14 +73,20 @@ def default_threads() -> int:
 
 class OnnxRuntimeStage(LoadedStage):
     def __init__(self, session: ort.InferenceSession) -> None:
-        self.session = session
+        self.session: ort.InferenceSession | None = session
         self.inputs = tuple(_info(arg) for arg in session.get_inputs())
         self.outputs = tuple(_info(arg) for arg in session.get_outputs())
         self._input = self.inputs[0].name
         self._output = [self.outputs[0].name]
 
     def run(self, batch: np.ndarray) -> np.ndarray:
+        if self.session is None:
+            raise RuntimeError("this model was closed")
         return self.session.run(self._output, {self._input: batch})[0]
+
+    def close(self) -> None:
+        """Drop the session: ONNX Runtime frees its memory (and a CUDA arena) with it."""
+        self.session = None
 
 
 class OnnxRuntimeBackend(Backend):
@@ -87,6 +98,7 @@ class OnnxRuntimeBackend(Backend):
         self.provider = provider
         self.threads = threads or default_threads()
         self.name = "onnxruntime-" + ("cuda" if provider == CUDA else "cpu")
+        self._stages: list[OnnxRuntimeStage] = []
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -109,7 +121,14 @@ class OnnxRuntimeBackend(Backend):
         # ONNX Runtime quietly uses the CPU when a GPU provider fails to initialise.
         if self.provider not in session.get_providers():
             raise UserError(f"{path}: ONNX Runtime could not start {self.provider}")
-        return OnnxRuntimeStage(session)
+        stage = OnnxRuntimeStage(session)
+        self._stages.append(stage)
+        return stage
+
+    def close(self) -> None:
+        for stage in self._stages:
+            stage.close()
+        self._stages.clear()
 
 
 def _info(arg: ort.NodeArg) -> TensorInfo:

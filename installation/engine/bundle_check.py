@@ -64,7 +64,15 @@ def check_bundle(bundle: Bundle, limits: Limits = LIMITS) -> list[str]:
     blacken a show; returns the warnings (already logged) for what merely looks doubtful.
     """
     backend = OnnxRuntimeBackend(CPU, threads=1)
-    pipeline = Pipeline(bundle, load_stages(bundle, backend), backend.name)
+    try:
+        return _judge_sample(
+            bundle, Pipeline(bundle, load_stages(bundle, backend), backend.name), limits
+        )
+    finally:
+        backend.close()  # the sessions go now, not whenever the collector finds them
+
+
+def _judge_sample(bundle: Bundle, pipeline: Pipeline, limits: Limits) -> list[str]:
     latents = np.stack(
         [
             keyframe(SAMPLE_SEED, index, bundle.latent_size, bundle.latent_distribution)

@@ -111,7 +111,13 @@ class FaultyPipeline(Pipeline):
     def __init__(
         self, pipeline: Pipeline, faults: Faults, clock: Callable[[], float] = time.monotonic
     ) -> None:
-        super().__init__(pipeline.bundle, pipeline.stages, pipeline.backend_name, pipeline.chain)
+        super().__init__(
+            pipeline.bundle,
+            pipeline.stages,
+            pipeline.backend_name,
+            pipeline.chain,
+            pipeline.backend,
+        )
         self.faults = faults
         self._clock = clock
         self._started = clock()

@@ -10,7 +10,9 @@ reported as what it is, naming the file, rather than as every backend failing. A
 fallback would only be noticed weeks later as a lower frame rate, so the choice is logged once
 with the reason every better backend was passed over, as an error in capitals when one of them
 is installed but failed. A backend that fails while the show runs drops the show to the next
-rung: the supervisor asks ``fall`` for it while the display holds its last frames.
+rung: the supervisor asks ``fall`` for it while the display holds its last frames. A rung the
+ladder leaves, or one that failed to start, is closed at once: a TensorRT engine keeps device
+and pinned memory, a CUDA session its arena, and the next rung may need them.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from installation.engine.backend import CPU, CUDA, OnnxRuntimeBackend
+from installation.engine.backend import CPU, CUDA, Backend, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle
 from installation.engine.bundle_check import check_bundle
 from installation.engine.faults import DeliberateFault, Faults, FaultyPipeline
@@ -142,7 +144,11 @@ class BackendLadder:
                 reasons.append((rung.name, exc))
                 continue
             with self._lock:
-                self._index, self._pipeline = index, pipeline
+                left, self._index, self._pipeline = self._pipeline, index, pipeline
+            if left is not None:
+                # The supervisor asks to fall only once the worker stopped with an error, so
+                # nothing runs on the rung left any more.
+                left.close()
             return reasons
         return reasons
 
@@ -151,7 +157,11 @@ class BackendLadder:
             raise DeliberateFault("deliberate fault: gpu-start")
         pipeline = rung.load()
         if not last:  # a rung with a rung below it must prove itself before the show trusts it
-            pipeline.run(np.zeros((1, pipeline.bundle.latent_size), dtype=np.float32))
+            try:
+                pipeline.run(np.zeros((1, pipeline.bundle.latent_size), dtype=np.float32))
+            except BaseException:
+                pipeline.close()
+                raise
         faults = self.faults if first else replace(self.faults, backend_crash_at=None)
         return FaultyPipeline(pipeline, faults) if faults.in_worker else pipeline
 
@@ -185,7 +195,7 @@ def ladder_for(
     loaders: dict[str, Callable[[], Pipeline]] = {
         TENSORRT: lambda: _tensorrt(bundle, engines),
         ORT_CUDA: lambda: _onnxruntime_cuda(bundle, threads),
-        ORT_CPU: lambda: Pipeline.load(bundle, OnnxRuntimeBackend(CPU, threads)),
+        ORT_CPU: lambda: _pipeline(bundle, OnnxRuntimeBackend(CPU, threads)),
     }
     names = LADDER if backend == "auto" else (backend,)
     faults = Faults.from_environment() if faults is None else faults
@@ -200,11 +210,20 @@ def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:
     from installation.engine.gpu.engine_cache import EngineCache, default_cache_dir
     from installation.engine.gpu.tensorrt_backend import TensorRTBackend
 
-    backend = TensorRTBackend(bundle, EngineCache(engines or default_cache_dir()))
-    return Pipeline.load(bundle, backend)
+    return _pipeline(bundle, TensorRTBackend(bundle, EngineCache(engines or default_cache_dir())))
 
 
 def _onnxruntime_cuda(bundle: Bundle, threads: int | None) -> Pipeline:
     if CUDA not in ort.get_available_providers():
         raise Absent(f"this ONNX Runtime has no {CUDA} ({ORT_GPU_HINT})")
-    return Pipeline.load(bundle, OnnxRuntimeBackend(CUDA, threads))
+    return _pipeline(bundle, OnnxRuntimeBackend(CUDA, threads))
+
+
+def _pipeline(bundle: Bundle, backend: Backend) -> Pipeline:
+    """The bundle loaded on a backend made for one rung; one that fails half-way gives back
+    the stages it did load (their memory may be what the next rung needs)."""
+    try:
+        return Pipeline.load(bundle, backend)
+    except BaseException:
+        backend.close()
+        raise

@@ -38,11 +38,14 @@ class Pipeline:
         stages: list[Stage],
         backend_name: str,
         chain: DeviceChain | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.bundle = bundle
         self.stages = stages
         self.backend_name = backend_name
         self.chain = chain
+        #: What ``close`` releases: the backend the stages were loaded on, when it is ours.
+        self.backend = backend
         #: How many leading stages the chain can run without a conversion on the host.
         self.chained = _direct_prefix([stage.spec for stage in stages]) if chain else 0
 
@@ -57,7 +60,8 @@ class Pipeline:
             backend.name,
             " -> ".join(f"{s.spec.name} {s.spec.output_size[0]}px" for s in stages),
         )
-        pipeline = cls(bundle, stages, backend.name, backend.chain([s.model for s in stages]))
+        chain = backend.chain([s.model for s in stages])
+        pipeline = cls(bundle, stages, backend.name, chain, backend)
         if pipeline.chain is not None and pipeline.chained < len(stages):
             log.warning(
                 "stages %s and %s meet on the host: the output convention of one is not the "
@@ -80,6 +84,13 @@ class Pipeline:
             return to_rgb8(to_unit(self.chain.run(batch, count), last.layout, last.range))
         *_, (_, unit) = self.walk(batch, count)
         return to_rgb8(unit)
+
+    def close(self) -> None:
+        """Release the backend's sessions and memory (the ladder, leaving this pipeline for
+        another backend, needs them back); safe to call again, and the pipeline cannot run
+        afterwards."""
+        if self.backend is not None:
+            self.backend.close()
 
     def first_input(self, latents: np.ndarray) -> np.ndarray:
         """(N, latent_size) latents as a float32 batch for the first stage."""

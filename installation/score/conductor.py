@@ -75,7 +75,7 @@ class Conductor:
         self._horizon = 0.0
         self._interval = 0.0
         self._last_tick: float | None = None
-        self._cut_listeners: list[Callable[[], None]] = []
+        self._cut_listeners: tuple[Callable[[], None], ...] = ()
 
     # The player's side.
 
@@ -89,8 +89,9 @@ class Conductor:
         self._log_scene(cue)
 
     def on_cut(self, listener: Callable[[], None]) -> None:
-        """Call ``listener`` (from the controller's thread) after every cut."""
-        self._cut_listeners.append(listener)
+        """Call ``listener`` (from the controller's thread) after every cut. The listeners are
+        a tuple replaced whole, so a controller cutting meanwhile calls a consistent set."""
+        self._cut_listeners = (*self._cut_listeners, listener)
 
     def plans_at(self, times: Sequence[float]) -> list[FramePlan]:
         """What to draw at each show time; for the inference worker."""
@@ -136,20 +137,19 @@ class Conductor:
     # Controllers' side: cuts.
 
     def scene_names(self) -> list[str]:
+        """The scenes of the show playing now. No lock: one read of ``_cue``, which is
+        immutable and only ever replaced whole, is a consistent snapshot."""
         return [scene.name for scene in self._cue.score.scenes]
 
     def go_to_scene(self, target: str | int) -> None:
         """Change to the scene named ``target``, or numbered ``target`` counting from 1."""
-        score = self._cue.score
-        if isinstance(target, str):
-            index = score.index_of(target)
-            if index is None:
-                raise UserError(f"no scene is called {target!r}; scenes: {self._names()}")
-        else:
-            if not 1 <= target <= len(score.scenes):
-                raise UserError(f"no scene number {target}; scenes are 1 to {len(score.scenes)}")
-            index = target - 1
-        self._cut(lambda cue, c: cue.ending(c, index).governing(c))
+
+        def change(cue: Cue, c: float) -> Cue:
+            # Looked up under the lock, in the score the cut applies to: a reload may have
+            # replaced the scenes since the request arrived.
+            return cue.ending(c, _scene_index(cue.score, target)).governing(c)
+
+        self._cut(change)
 
     def step_scene(self, step: int) -> None:
         """The next (``step`` 1) or previous (-1) scene in the show file, wrapping around."""
@@ -248,7 +248,8 @@ class Conductor:
             else:
                 self._cue = _renewed(cue, score, index, c)
             self._horizon = now
-        self._log_scene(self._cue)
+            renewed = self._cue
+        self._log_scene(renewed)
         self._notify_cut()
 
     # Internals.
@@ -267,11 +268,11 @@ class Conductor:
     def _cut(self, change: Callable[[Cue, float], Cue]) -> None:
         with self._lock:
             now = self._clock()
-            if self._frozen_at is not None:  # a cue for the picture ends a freeze
-                self._unfreeze(now)
             c = self._content(now)
             before = self._cue.governing(c)
-            cue = change(before, c)
+            cue = change(before, c)  # may refuse (UserError): then nothing has changed
+            if self._frozen_at is not None:  # a cue for the picture ends a freeze
+                self._unfreeze(now)  # content time stays c: it counts on from the frozen one
             self._cue = cue
             self._horizon = now
         if (cue.index, cue.serial, cue.seed) != (before.index, before.serial, before.seed):
@@ -287,14 +288,24 @@ class Conductor:
         for listener in self._cut_listeners:
             listener()
 
-    def _names(self) -> str:
-        return ", ".join(self.scene_names())
-
     @staticmethod
     def _log_scene(cue: Cue) -> None:
         scene = cue.scene
         random = " (random)" if scene.seed is None else ""
         log.info("scene %d %r begins: seed %d%s", cue.index + 1, scene.name, cue.seed, random)
+
+
+def _scene_index(score: Score, target: str | int) -> int:
+    """The index of the scene named ``target``, or numbered ``target`` from 1, in ``score``."""
+    if isinstance(target, str):
+        index = score.index_of(target)
+        if index is None:
+            names = ", ".join(scene.name for scene in score.scenes)
+            raise UserError(f"no scene is called {target!r}; scenes: {names}")
+        return index
+    if not 1 <= target <= len(score.scenes):
+        raise UserError(f"no scene number {target}; scenes are 1 to {len(score.scenes)}")
+    return target - 1
 
 
 def _renewed(cue: Cue, score: Score, index: int, c: float) -> Cue:

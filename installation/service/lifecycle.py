@@ -4,8 +4,9 @@ The show loop sees only :class:`Service`: a master brightness to multiply its pi
 whether to stop. Behind it: the monitor thread (systemd notifications and watchdog, health
 record, opening hours; monitor.py), stopping on SIGTERM or SIGINT (fade to black, then exit 0;
 the signals come through signals.py), and a record of the last error for ``installation
-status``. The supervisor that restarts a failed inference worker is in supervisor.py; the show
-loop creates it and hands it over here.
+status``. The supervisor that restarts a failed inference worker is in
+installation.engine.supervisor; the running show (installation.player) creates it and hands it
+over here.
 """
 
 from __future__ import annotations
@@ -21,7 +22,13 @@ from installation.score.hours import ALWAYS_OPEN, OpeningHours
 from installation.score.show import Show
 from installation.service.dimmer import Dimmer
 from installation.service.health import Record, status_file
-from installation.service.monitor import STALL_LIMIT, LoopProgress, Monitor, ShowInfo
+from installation.service.monitor import (
+    STALL_LIMIT,
+    LoopProgress,
+    Monitor,
+    ServiceSettings,
+    ShowInfo,
+)
 from installation.service.notify import Notifier
 from installation.service.signals import RunSignals
 
@@ -49,54 +56,46 @@ class Service:
         hours: OpeningHours = ALWAYS_OPEN,
         notifier: Notifier | None = None,
         status_path: Path | None = None,
-        scene: Callable[[], str] = lambda: "-",
-        details: Callable[[], Record] = lambda: {"backend": "-"},
+        details: Callable[[], Record] = lambda: {"backend": "-", "scene": "-"},
         signals: RunSignals | None = None,
         wall_clock: Callable[[], datetime] = local_now,
         stall_limit: float = STALL_LIMIT,
     ) -> None:
-        self.info = info or ShowInfo(path="-", title="-")
-        self.hours = hours
-        self.notifier = notifier or Notifier()
-        self.status_path = status_path
-        self.scene = scene
-        self.details = details
+        self.settings = ServiceSettings(
+            info or ShowInfo(path="-", title="-"),
+            hours,
+            notifier or Notifier(),
+            status_path,
+            details,
+            wall_clock,
+            stall_limit,
+        )
         self.signals = signals
-        self.wall_clock = wall_clock
-        self.stall_limit = stall_limit
         self.dimmer = Dimmer(1.0 if hours.is_open(wall_clock()) else 0.0)
         self.monitor: Monitor | None = None
         self._stopping = threading.Event()
         self._errors = _LastError(self)
 
     @classmethod
-    def for_run(
-        cls,
-        show: Show,
-        details: Callable[[], Record],
-        scene: Callable[[], str],
-        signals: RunSignals,
-    ) -> Service:
+    def for_run(cls, show: Show, details: Callable[[], Record], signals: RunSignals) -> Service:
         """The service of ``installation run``: systemd when it started us, the health
-        record for ``installation status`` (``details`` says the backend and stages in use
-        and whether OSC listens), the show's opening hours, SIGTERM and SIGINT handled."""
+        record for ``installation status`` (``details`` says the scene, the backend and
+        stages in use and whether OSC listens), the show's opening hours, SIGTERM and SIGINT
+        handled."""
         return cls(
             ShowInfo(str(show.path), show.title),
             hours=show.hours,
             notifier=Notifier.from_environment(),
             status_path=status_file(),
-            scene=scene,
             details=details,
             signals=signals,
         )
 
     def reload(self, show: Show) -> None:
-        """Take the opening hours of a reloaded show file from the next check on."""
-        if show.hours != self.hours:
+        """Take the opening hours of a reloaded show file from the monitor's next check on."""
+        if show.hours != self.settings.hours:
             log.info("reload: new opening hours")
-        self.hours = show.hours
-        if self.monitor is not None:
-            self.monitor.hours = show.hours
+        self.settings.hours = show.hours
 
     def level(self) -> float:
         """The master brightness for this tick: 0 outside opening hours and after SIGTERM."""
@@ -120,20 +119,7 @@ class Service:
 
     def start(self, loop: LoopProgress, supervisor: WorkerSupervisor) -> None:
         """Begin watching the show loop's ``loop`` statistics and the ``supervisor``."""
-        self.monitor = Monitor(
-            self.info,
-            loop,
-            supervisor,
-            self.dimmer,
-            self.notifier,
-            self.hours,
-            self.status_path,
-            self.scene,
-            self.details,
-            self._stopping,
-            self.wall_clock,
-            self.stall_limit,
-        )
+        self.monitor = Monitor(self.settings, loop, supervisor, self.dimmer, self._stopping)
         logging.getLogger().addHandler(self._errors)
         if self.signals is not None:
             self.signals.playing(self.request_stop)

@@ -54,8 +54,28 @@ class ShowInfo:
     title: str
 
 
+@dataclass
+class ServiceSettings:
+    """How one run's service is set up: what the record says about the show, whom it tells
+    (systemd through ``notifier``, the health file at ``status_path``), and its clocks.
+
+    One object that the service and its monitor share, so that a reload that replaces
+    ``hours`` reaches both, and a new setting is added in one place. ``details`` gives the
+    show's own part of the health record (the scene, the backend and stages in use, OSC): the
+    running show knows those parts, the monitor only what it counts itself.
+    """
+
+    info: ShowInfo
+    hours: OpeningHours
+    notifier: Notifier
+    status_path: Path | None
+    details: Callable[[], Record]
+    wall_clock: Callable[[], datetime]
+    stall_limit: float = STALL_LIMIT
+
+
 class LoopProgress(Protocol):
-    """What the monitor reads of the show loop's statistics (player.LoopStats)."""
+    """What the monitor reads of the show loop's statistics (installation.loop.LoopStats)."""
 
     shown: int
     budget: float
@@ -66,32 +86,18 @@ class Monitor:
 
     def __init__(
         self,
-        info: ShowInfo,
+        settings: ServiceSettings,
         loop: LoopProgress,
         supervisor: WorkerSupervisor,
         dimmer: Dimmer,
-        notifier: Notifier,
-        hours: OpeningHours,
-        status_path: Path | None,
-        scene: Callable[[], str],
-        details: Callable[[], Record],
         stopping: threading.Event,
-        wall_clock: Callable[[], datetime],
-        stall_limit: float = STALL_LIMIT,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.info = info
+        self.settings = settings
         self.loop = loop
         self.supervisor = supervisor
         self.dimmer = dimmer
-        self.notifier = notifier
-        self.hours = hours
-        self.status_path = status_path
-        self.scene = scene
-        self.details = details
         self.stopping = stopping
-        self.wall_clock = wall_clock
-        self.stall_limit = stall_limit
         self._clock = clock
         self.started = clock()
         self.started_wall = time.time()
@@ -103,6 +109,7 @@ class Monitor:
         self._stuck = False
         self._told_stopping = False
         self._write_failing = False
+        self._tick_error: str | None = None  # the error the last tick ended in
         self._last_ping = (0, -float("inf"))  # (frames shown, when)
         self._last_report = (0, 0, -float("inf"))  # (shown, generated, when)
         self._last_hours = -float("inf")
@@ -111,7 +118,7 @@ class Monitor:
 
     def start(self) -> None:
         self._inherit_previous()
-        self._open = self.hours.is_open(self.wall_clock())
+        self._open = self.settings.hours.is_open(self.settings.wall_clock())
         self._thread.start()
 
     def stop(self) -> None:
@@ -128,10 +135,21 @@ class Monitor:
 
     def _run(self) -> None:
         while not self._halt.wait(TICK):
-            try:
-                self.step()
-            except Exception:  # the service thread must outlive its own bugs
+            self.tick()
+
+    def tick(self) -> None:
+        """One ``step``, outliving its own bugs. A bug here tends to repeat at every tick:
+        its traceback is logged when it begins, not four times a second for weeks, and again
+        if it comes back after a tick that went well or as a different error."""
+        try:
+            self.step()
+        except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if error != self._tick_error:
                 log.exception("service thread error")
+            self._tick_error = error
+        else:
+            self._tick_error = None
 
     def step(self) -> None:
         now = self._clock()
@@ -140,7 +158,7 @@ class Monitor:
             self.ready = True
             self._first_frame = (now, shown)
             log.info("first frame on screen after %.1f s", now - self.started)
-            self.notifier.ready(self._summary())
+            self.settings.notifier.ready(self._summary())
         if self.stopping.is_set():
             self._tell_stopping()
         else:
@@ -155,11 +173,11 @@ class Monitor:
         is_open = self._open
         if now - self._last_hours >= HOURS_INTERVAL:
             self._last_hours = now
-            is_open = self.hours.is_open(self.wall_clock())
+            is_open = self.settings.hours.is_open(self.settings.wall_clock())
         if is_open != self._open:
             self._open = is_open
             log.info("opening hours: %s", "open, fading in" if is_open else "closed, fading out")
-            self.dimmer.fade_to(1.0 if is_open else 0.0, self.hours.fade)
+            self.dimmer.fade_to(1.0 if is_open else 0.0, self.settings.hours.fade)
             if is_open:
                 self.supervisor.wake()
         if not self._open and self.dimmer.settled():
@@ -168,27 +186,27 @@ class Monitor:
     def _watch(self, shown: int, now: float) -> None:
         """Ping the watchdog while both threads make progress; report a stuck worker once."""
         stalled = self.supervisor.stalled_for()
-        stuck = stalled > self.stall_limit
+        stuck = stalled > self.settings.stall_limit
         if stuck and not self._stuck:
             log.error(
                 "the inference worker has not finished a frame for %.0f s: it is stuck; %s",
                 stalled,
                 "withholding watchdog pings so that systemd restarts the service"
-                if self.notifier.watchdog_interval
+                if self.settings.notifier.watchdog_interval
                 else "the screen holds the last frame (no systemd watchdog to restart us)",
             )
         self._stuck = stuck
-        interval = self.notifier.watchdog_interval
+        interval = self.settings.notifier.watchdog_interval
         if interval is None or now - self._last_ping[1] < interval:
             return
         if shown > self._last_ping[0] and not stuck:
-            self.notifier.watchdog()
+            self.settings.notifier.watchdog()
             self._last_ping = (shown, now)
 
     def _tell_stopping(self) -> None:
         if not self._told_stopping:
             self._told_stopping = True
-            self.notifier.stopping("stopping: fading out")
+            self.settings.notifier.stopping("stopping: fading out")
 
     def _report(self, now: float, final: bool = False) -> None:
         shown = self.loop.shown
@@ -203,9 +221,9 @@ class Monitor:
         self._last_report = (shown, generated, now)
         record = self.record(now, shown, generated, rates, final)
         if measured and self.ready:
-            self.notifier.status(self._summary(rates[0]))
-        if self.status_path is not None:
-            self._write(self.status_path, record)
+            self.settings.notifier.status(self._summary(rates[0]))
+        if self.settings.status_path is not None:
+            self._write(self.settings.status_path, record)
 
     def _write(self, path: Path, record: Record) -> None:
         """Write the record, trying again at every report after a failure: a disk full for a
@@ -257,14 +275,13 @@ class Monitor:
     def record(
         self, now: float, shown: int, generated: int, rates: tuple[float, float], final: bool
     ) -> Record:
-        change = self.hours.next_change(self.wall_clock())
+        change = self.settings.hours.next_change(self.settings.wall_clock())
         return {
             "pid": os.getpid(),
             "state": self.state(final),
-            "show": self.info.path,
-            "title": self.info.title,
-            **self.details(),
-            "scene": self.scene(),
+            "show": self.settings.info.path,
+            "title": self.settings.info.title,
+            **self.settings.details(),
             "started": self.started_wall,
             "updated": time.time(),
             "uptime": now - self.started,
@@ -285,22 +302,22 @@ class Monitor:
             },
             "restarts": {"worker": self.supervisor.restarts, "process": self.process_restarts},
             "last_error": self.last_error,
-            "watchdog": self.notifier.watchdog_interval is not None,
+            "watchdog": self.settings.notifier.watchdog_interval is not None,
         }
 
     def _summary(self, fps: float | None = None) -> str:
         rate = f", {fps:.1f} frames/s" if fps is not None else ""
-        return f"{self.state()}: scene {self.scene()}{rate}"
+        return f"{self.state()}: scene {self.settings.details()['scene']}{rate}"
 
     def _inherit_previous(self) -> None:
         """Carry over the restart count and last error of the instance before us, whose
         record systemd kept in the runtime directory when it restarted the service."""
-        if self.status_path is None or not self.status_path.is_file():
+        if self.settings.status_path is None or not self.settings.status_path.is_file():
             return
-        if not kept_by_systemd(self.status_path):
+        if not kept_by_systemd(self.settings.status_path):
             return  # a record left by a run by hand says nothing about restarts
         try:
-            previous = read_status(self.status_path)
+            previous = read_status(self.settings.status_path)
         except UserError as exc:
             log.warning("ignoring the previous status: %s", exc)
             return
@@ -312,7 +329,7 @@ class Monitor:
         if not (_is_count(count) and (error is None or _is_error(error))):
             log.warning(
                 "ignoring the previous status: %s: its restarts or last error are damaged",
-                self.status_path,
+                self.settings.status_path,
             )
             return
         self.process_restarts = count + 1

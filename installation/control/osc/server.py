@@ -33,7 +33,7 @@ import struct
 import threading
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from pythonosc.dispatcher import Dispatcher
@@ -45,7 +45,7 @@ from pythonosc.osc_server import BlockingOSCUDPServer
 from installation.control.osc.arguments import BadArguments
 from installation.control.osc.patterns import AddressMap, pattern_problem
 from installation.errors import UserError
-from installation.ratelog import RateLimitedLog
+from installation.ratelog import RateLimitedLog, clipped
 from installation.score.osc_settings import Network, OscSettings
 
 log = logging.getLogger(__name__)
@@ -121,11 +121,20 @@ class _Bucket:
         return True
 
 
+@dataclass(frozen=True)
+class _Admission:
+    """The settings senders are admitted by, and the allowlist's verdict for each recent host
+    under them; only the server thread touches ``allowed``."""
+
+    settings: OscSettings
+    allowed: OrderedDict[str, bool] = field(default_factory=OrderedDict)
+
+
 class OscServer:
     """Listens as ``settings`` say and calls the handlers ``addresses`` maps."""
 
     def __init__(self, settings: OscSettings, addresses: AddressMap) -> None:
-        self.settings = settings
+        self._admission = _Admission(settings)
         self.addresses = addresses
         self.stats = OscStats()
         self.problems = RateLimitedLog(log)
@@ -133,11 +142,14 @@ class OscServer:
         self._bound = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="osc", daemon=True)
-        self._allowed: OrderedDict[str, bool] = OrderedDict()
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
         self._schedule: list[tuple[float, int, OscMessage, Client]] = []
         self._waiting: Counter[str] = Counter()  # scheduled messages by sender's host
         self._order = itertools.count()
+
+    @property
+    def settings(self) -> OscSettings:
+        return self._admission.settings
 
     @property
     def address(self) -> Client | None:
@@ -157,21 +169,23 @@ class OscServer:
         log.info("osc: %s", self.stats.summary())
 
     def update(self, settings: OscSettings) -> None:
-        """Take a reloaded show's allowlist and rate; where to listen needs a restart."""
+        """Take a reloaded show's allowlist and rate; where to listen needs a restart.
+
+        Called on the reload thread while the server thread admits senders: the settings and
+        their cache of verdicts are replaced as one object, so the server thread, holding the
+        old one through a whole check, can only ever cache an old verdict in the old cache."""
+        current = self.settings
         if (settings.enabled, settings.address, settings.port) != (
-            self.settings.enabled,
-            self.settings.address,
-            self.settings.port,
+            current.enabled,
+            current.address,
+            current.port,
         ):
             log.warning("osc: enabled, address and port take effect when the show restarts")
-        self.settings = OscSettings(
-            self.settings.enabled,
-            self.settings.address,
-            self.settings.port,
-            settings.allow,
-            settings.max_rate,
+        self._admission = _Admission(
+            OscSettings(
+                current.enabled, current.address, current.port, settings.allow, settings.max_rate
+            )
         )
-        self._allowed = OrderedDict()  # a fresh cache; the server thread may hold the old one
 
     def reply(self, client: Client, address: str, args: list[Any]) -> None:
         """Send one message to ``client`` from the listening socket (so the receiver sees it
@@ -270,7 +284,7 @@ class OscServer:
         if not handlers:
             self.stats.unknown += 1
             self.problems.warning(
-                "unknown", f"osc: unknown address {_cut(address)} from {_host(client)}"
+                "unknown", f"osc: unknown address {clipped(address)} from {_host(client)}"
             )
             return
         for handler in handlers:
@@ -279,7 +293,7 @@ class OscServer:
             except (BadArguments, UserError) as exc:
                 self.stats.rejected += 1
                 self.problems.warning(
-                    "rejected", f"osc: {_cut(address)} from {_host(client)} ignored: {exc}"
+                    "rejected", f"osc: {clipped(address)} from {_host(client)} ignored: {exc}"
                 )
             else:
                 self.stats.messages += 1
@@ -292,7 +306,7 @@ class OscServer:
             kind, why = refusal
             self.stats.unschedulable += 1
             self.problems.warning(
-                kind, f"osc: timed {_cut(message.address)} from {_host(client)} refused: {why}"
+                kind, f"osc: timed {clipped(message.address)} from {_host(client)} refused: {why}"
             )
             return
         heapq.heappush(self._schedule, (when, next(self._order), message, client))
@@ -326,12 +340,13 @@ class OscServer:
             self._dispatch(message, client)
 
     def _is_allowed(self, host: str) -> bool:
-        known = self._allowed.get(host)
+        admission = self._admission  # one read: see ``update``
+        known = admission.allowed.get(host)
         if known is None:
-            known = _in_networks(host, self.settings.allow)
-            self._allowed[host] = known
-            if len(self._allowed) > MAX_SENDERS:
-                self._allowed.popitem(last=False)
+            known = _in_networks(host, admission.settings.allow)
+            admission.allowed[host] = known
+            if len(admission.allowed) > MAX_SENDERS:
+                admission.allowed.popitem(last=False)
         return known
 
     def _spend(self, host: str, cost: int) -> bool:
@@ -464,8 +479,3 @@ def _in_networks(host: str, networks: tuple[Network, ...]) -> bool:
 
 def _host(client: Client) -> str:
     return f"{client[0]}:{client[1]}"
-
-
-def _cut(text: str) -> str:
-    """An address for a log line, cut short: it comes from the network."""
-    return repr(text) if len(text) <= 60 else repr(text[:57] + "...")
