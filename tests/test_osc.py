@@ -84,9 +84,10 @@ def test_blackout_makes_frames_black(live: LiveShow) -> None:
     sent = time.perf_counter()
     live.client.send_message("/blackout", 1)
     live.wait_for(lambda: any(p.peak == 0 for p in live.display.since(sent)), "a black frame")
-    time.sleep(0.2)
-    black = live.display.since(time.perf_counter() - 0.15)
-    assert len(black) > 5 and all(p.peak == 0 for p in black), "the screen stays black"
+    first_black = next(p.at for p in live.display.since(sent) if p.peak == 0)
+    live.wait_for(lambda: len(live.display.since(first_black)) > 10, "more pictures")
+    black = live.display.since(first_black)
+    assert all(p.peak == 0 for p in black), "the screen stays black"
     sent = time.perf_counter()
     live.client.send_message("/blackout", [0.0, 0.1])  # back over 0.1 s
     live.wait_for(
@@ -195,17 +196,19 @@ def test_random_bytes_never_stop_the_server(live: LiveShow) -> None:
 
 
 def test_flood_is_limited_and_the_display_keeps_its_rate(live: LiveShow) -> None:
+    # The display's pace in the flood is compared with its pace just before, in the same run,
+    # so a busy machine slows both alike; benchmarks/osc_flood.py measures the rates.
+    quiet = time.perf_counter()
+    time.sleep(0.5)
     start = time.perf_counter()
-    sent = 0
     while time.perf_counter() - start < 1.5:
         for _ in range(100):
             live.client.send_message("/intensity", 0.5)
-        sent += 100
     elapsed = time.perf_counter() - start
-    presents = live.display.since(start)
-    assert sent / elapsed > 2000, "the test must really flood"
-    assert len(presents) / elapsed > 40, "the display kept ticking at about 60 frames/s"
-    live.wait_for(lambda: live.osc.stats.over_rate > 0, "the rate limit")
+    quiet_pace = len(live.display.since(quiet)) - len(live.display.since(start))
+    flood_pace = len(live.display.since(start)) * (start - quiet) / elapsed
+    assert flood_pace > 0.6 * quiet_pace, "the display kept its rate"
+    live.wait_for(lambda: live.osc.stats.over_rate > 0, "the rate limit: the test really floods")
     live.client.send_message("/ping", [])
     time.sleep(1.1)  # the sender's allowance refills
     live.client.send_message("/ping", [])

@@ -148,7 +148,8 @@ def test_worst_patterns_do_not_hold_up_status(
 ) -> None:
     caplog.set_level(logging.WARNING, "installation.control.osc.server")
     with LiveShow(write_show(tmp_path)) as live:
-        quiet = min(status_round_trip(live) for _ in range(3))
+        # The slowest of a few quiet round trips: how much a busy machine delays any reply now.
+        quiet = max(status_round_trip(live) for _ in range(5))
         stats = live.osc.stats
         before = stats.unknown + stats.malformed
         for pattern in WORST:

@@ -154,9 +154,10 @@ def test_the_worker_drops_an_injected_slow_stage_and_takes_it_back(
     bundle, conductor = brisk_conductor(hold=0.2, morph=0.5)
     pipeline = Pipeline.load(bundle, OnnxRuntimeBackend(CPU))
     refine = pipeline.stages[1]
-    slow = SlowStage(refine.model, delay=0.15)  # about 6 frames/s with the refinement stage
+    slow = SlowStage(refine.model, delay=0.3)  # about 3 frames/s with the refinement stage
     pipeline.stages[1] = Stage(refine.spec, slow)
-    policy = QualityPolicy(min_rate=12.0, window=0.5, min_frames=2, first_retry=1.0)
+    # Far below what even a busy CI machine makes once the delay is gone.
+    policy = QualityPolicy(min_rate=6.0, window=0.5, min_frames=2, first_retry=1.0)
     quality = AdaptiveQuality(LABELS, policy)
     display = SizeDisplay()
     display.open("test")
