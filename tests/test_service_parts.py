@@ -79,7 +79,7 @@ def record(pid: int, updated: float) -> dict[str, object]:
     return {
         "pid": pid,
         "state": "playing",
-        "show": "/opt/installation/score/show/show.toml",
+        "show": "/opt/installation/show/show.toml",
         "title": "Imaginary faces",
         "backend": "onnxruntime-cpu",
         "stages": {"used": 1, "of": 2, "quality": "adaptive"},
