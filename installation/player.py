@@ -18,6 +18,7 @@ import logging
 from contextlib import ExitStack
 
 from installation.control.osc.server import OscServer
+from installation.control.reload import Reloader
 from installation.control.steering import ShowControl
 from installation.display import Display, DisplayLost
 from installation.engine.frames import FrameQueue
@@ -119,14 +120,18 @@ class RunningShow:
                 log.info("playing %s on %s", self.show.path, self.display.description)
             if self.control is not None:
                 started.enter_context(self.control)
-                if self.signals is not None and self.signals.take_reload():
-                    # The file may have changed after it was read at start-up: read it again.
-                    log.info(
-                        "reload requested during start-up: reloading %s",
-                        self.control.reloader.show.path,
-                    )
-                    self.control.reloader.request()
+                if self.signals is not None:
+                    self._reload_on_sighup(self.signals, self.control.reloader)
+                    started.callback(self.signals.reloading, None)
             return self._run(duration)
+
+    @staticmethod
+    def _reload_on_sighup(signals: RunSignals, reloader: Reloader) -> None:
+        """SIGHUP reloads from now on; one that came while the show loaded is passed on, as
+        the file may have changed after it was read."""
+        if signals.reloading(reloader.request):
+            log.info("reload requested during start-up: reloading %s", reloader.show.path)
+            reloader.request()
 
     def _run(self, duration: float | None) -> RunResult:
         clock = ShowClock()

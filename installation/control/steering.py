@@ -2,17 +2,15 @@
 
 ``ShowControl`` is what ``installation run`` wraps around the show loop: the OSC server
 (``osc/``) on its thread and the reloader (``reload``) on its own, both posting to the
-conductor and never touching the engine or the display. SIGHUP is turned into a reload
-request here, before the OSC server says it listens.
+conductor and never touching the engine or the display. SIGHUP reaches the same reloader
+through ``installation.service.signals``, which ``installation run`` installs first thing.
 """
 
 from __future__ import annotations
 
 import logging
-import signal
-import threading
 from collections.abc import Callable
-from types import FrameType, TracebackType
+from types import TracebackType
 from typing import Any
 
 from installation.control.osc.addresses import AddressSpace
@@ -46,14 +44,9 @@ class ShowControl:
             self.osc = OscServer(show.osc, space.dispatcher())
         else:
             log.info("osc: off (osc.enabled = false in the show)")
-        self._previous_sighup: Any = None
 
     def __enter__(self) -> ShowControl:
         self.reloader.start()
-        # Before the OSC server says it listens: whoever waits for that may send SIGHUP next,
-        # and SIGHUP's default action ends the process.
-        if threading.current_thread() is threading.main_thread():
-            self._previous_sighup = signal.signal(signal.SIGHUP, self._on_sighup)
         if self.osc is not None:
             self.osc.start()
         return self
@@ -64,14 +57,9 @@ class ShowControl:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self._previous_sighup is not None:
-            signal.signal(signal.SIGHUP, self._previous_sighup)
         if self.osc is not None:
             self.osc.stop()
         self.reloader.stop()
-
-    def _on_sighup(self, signum: int, frame: FrameType | None) -> None:
-        self.reloader.request()
 
     def _apply(self, show: Show) -> None:
         self.conductor.replace_show(show)

@@ -22,13 +22,15 @@ STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class RunSignals:
-    """SIGHUP is remembered until the reloader is up (``take_reload``). SIGTERM and SIGINT
-    go to the running show's ``stop`` (see ``playing``); before it plays they end the start-up
-    at once (SIGTERM with exit 0, Ctrl-C as ever). Once it has ended (``ended``) all three are
-    ignored: the process is on its way out, its exit status decided."""
+    """SIGHUP goes to the reloader while it is up (see ``reloading``) and is remembered until
+    then. SIGTERM and SIGINT go to the running show's ``stop`` (see ``playing``); before it
+    plays they end the start-up at once (SIGTERM with exit 0, Ctrl-C as ever). Once it has
+    ended (``ended``) all three are ignored: the process is on its way out, its exit status
+    decided."""
 
     def __init__(self) -> None:
         self._reload = False
+        self._request: Callable[[], None] | None = None
         self._stop: Callable[[], None] | None = None
         self._previous: dict[int, Any] = {}
 
@@ -54,9 +56,10 @@ class RunSignals:
     ) -> None:
         self.uninstall()
 
-    def take_reload(self) -> bool:
-        """Whether SIGHUP came since the last call (the reloader's own handler takes SIGHUP
-        while it runs, so this is what came before it was up)."""
+    def reloading(self, request: Callable[[], None] | None) -> bool:
+        """From now on every SIGHUP calls ``request`` (None: remembered again, as before the
+        reloader was up). Whether one came while none was set: the caller passes it on."""
+        self._request = request
         requested, self._reload = self._reload, False
         return requested
 
@@ -74,7 +77,10 @@ class RunSignals:
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         if signum == signal.SIGHUP:
-            self._reload = True
+            if self._request is not None:
+                self._request()
+            else:
+                self._reload = True
         elif self._stop is not None:
             self._stop()
         elif signum == signal.SIGINT:
