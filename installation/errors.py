@@ -14,3 +14,9 @@ def first_line(error: BaseException) -> str:
     such as ONNX Runtime raise multi-line messages, and a log or error line must stay one."""
     message = str(error).strip()
     return message.splitlines()[0] if message else type(error).__name__
+
+
+def reason(error: OSError) -> str:
+    """What went wrong with a file, for a line that already names it: ``No space left on
+    device``, not the errno and path again (the whole error when the OS gave no reason)."""
+    return error.strerror or str(error)

@@ -24,7 +24,7 @@ from installation.display import fit_rect
 from installation.display.textures import frame_surface
 from installation.engine.paint import paint
 from installation.engine.pipeline import Pipeline
-from installation.errors import UserError
+from installation.errors import UserError, reason
 from installation.files import write_atomic
 from installation.progress import Progress
 from installation.score.conductor import Conductor
@@ -49,7 +49,7 @@ class FrameFolder:
             entries = list(path.iterdir()) if path.is_dir() else []
             self.old = sorted({p for pattern in OLD_FRAMES for p in path.glob(pattern)})
         except OSError as exc:
-            raise UserError(f"--out {path}: cannot read the folder: {_reason(exc)}") from None
+            raise UserError(f"--out {path}: cannot read the folder: {reason(exc)}") from None
         if entries and not force:
             raise UserError(
                 f"--out {path}: not empty ({len(entries)} entries); render into a new or empty "
@@ -62,7 +62,7 @@ class FrameFolder:
             try:
                 old.unlink(missing_ok=True)
             except OSError as exc:
-                raise UserError(f"{old}: cannot remove an old frame: {_reason(exc)}") from None
+                raise UserError(f"{old}: cannot remove an old frame: {reason(exc)}") from None
         if self.old:
             log.info(
                 "--force: removed %d files of an earlier render from %s", len(self.old), self.path
@@ -70,9 +70,7 @@ class FrameFolder:
         try:
             self.path.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise UserError(
-                f"--out {self.path}: cannot create the folder: {_reason(exc)}"
-            ) from None
+            raise UserError(f"--out {self.path}: cannot create the folder: {reason(exc)}") from None
 
     def write(self, index: int, picture: pygame.Surface) -> None:
         """Encode in memory, then write whole or not at all: pygame writing to a path reports a
@@ -83,7 +81,7 @@ class FrameFolder:
         try:
             write_atomic(path, encoded.getvalue())
         except OSError as exc:
-            raise UserError(f"{path}: cannot write the frame: {_reason(exc)}") from None
+            raise UserError(f"{path}: cannot write the frame: {reason(exc)}") from None
 
 
 def render(
@@ -112,11 +110,6 @@ def render(
     finally:
         progress.finish()
     return count
-
-
-def _reason(error: OSError) -> str:
-    """``No space left on device``: the path is already in the line, the errno adds nothing."""
-    return error.strerror or str(error)
 
 
 def _dimmed(image: np.ndarray, brightness: float) -> np.ndarray:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from installation.errors import UserError
+from installation.errors import UserError, reason
 
 T = TypeVar("T")
 
@@ -97,7 +97,7 @@ def read_toml(path: Path, what: str) -> TomlDocument:
     except FileNotFoundError:
         raise UserError(f"{path}: {what} not found") from None
     except OSError as exc:
-        raise UserError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+        raise UserError(f"{path}: cannot read {what}: {reason(exc)}") from None
     try:
         mode = os.fstat(descriptor).st_mode
         if not stat.S_ISREG(mode):
@@ -105,7 +105,7 @@ def read_toml(path: Path, what: str) -> TomlDocument:
         with open(descriptor, "rb", closefd=False) as file:
             raw = file.read(MAX_BYTES + 1)
     except OSError as exc:
-        raise UserError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
+        raise UserError(f"{path}: cannot read {what}: {reason(exc)}") from None
     finally:
         os.close(descriptor)
     if len(raw) > MAX_BYTES:

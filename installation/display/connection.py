@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from installation.display.base import EXIT_DISPLAY_LOST
+from installation.errors import reason
 
 logger = logging.getLogger("installation.display")
 
@@ -44,7 +45,7 @@ def lost_connection(driver: str, environ: Mapping[str, str] = os.environ) -> str
         try:
             probe.connect(str(path))
         except OSError as exc:
-            return f"the Wayland compositor at {path} is gone ({exc.strerror or exc})"
+            return f"the Wayland compositor at {path} is gone ({reason(exc)})"
     return None
 
 

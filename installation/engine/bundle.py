@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from installation.errors import UserError
+from installation.errors import UserError, reason
 from installation.score.trajectory import DISTRIBUTIONS
 from installation.tomlfile import Section, read_toml
 
@@ -289,7 +289,7 @@ def verify_file(stage: StageSpec) -> None:
     try:
         actual = sha256_of(stage.path)
     except OSError as exc:
-        raise UserError(f"{stage.path}: cannot read model file: {exc.strerror}") from None
+        raise UserError(f"{stage.path}: cannot read model file: {reason(exc)}") from None
     if actual != stage.sha256:
         raise UserError(
             f"{stage.path}: sha256 mismatch: manifest says {stage.sha256[:12]}..., "

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from installation.engine.bundle import MANIFEST, Bundle, sha256_of
+from installation.errors import reason
 
 log = logging.getLogger(__name__)
 
@@ -96,4 +97,4 @@ def _content(path: Path) -> str:
     try:
         return sha256_of(path)
     except OSError as exc:
-        return f"unreadable ({exc.strerror})"
+        return f"unreadable ({reason(exc)})"
