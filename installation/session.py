@@ -14,6 +14,7 @@ from pathlib import Path
 from installation.display import EXIT_DISPLAY_LOST, make_display
 from installation.engine.bundle import Bundle, load_bundle
 from installation.engine.ladder import BackendLadder, ladder_for
+from installation.engine.mapping import conductor_for
 from installation.player import RunningShow
 from installation.score.conductor import Conductor
 from installation.score.show import Show, check_show_bundle, load_show
@@ -26,8 +27,8 @@ def load_parts(show_path: Path | None) -> tuple[Show, Bundle, Conductor]:
     """The show, its validated bundle manifest, and a conductor for its scenes."""
     show = load_show(show_path)
     bundle = load_bundle(show.bundle)
-    check_show_bundle(show, len(bundle.stages))
-    return show, bundle, Conductor(show, bundle.latent_size, bundle.latent_distribution)
+    check_show_bundle(show, len(bundle.stages), bundle.w)
+    return show, bundle, conductor_for(show, bundle)
 
 
 def open_show(show_path: Path | None) -> tuple[Show, BackendLadder, Conductor]:

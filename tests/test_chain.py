@@ -7,7 +7,7 @@ stage-by-stage path."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -25,7 +25,9 @@ class BackToBack(DeviceChain):
         self.models = list(models)
         self.runs: list[int] = []
 
-    def run(self, batch: np.ndarray, count: int) -> np.ndarray:
+    def run(
+        self, batch: np.ndarray, count: int, extra: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
         self.runs.append(count)
         for model in self.models[:count]:
             batch = model.run(batch)

@@ -81,7 +81,8 @@ class Reloader:
         try:
             show = load_show(path)
             bundle = load_bundle(show.bundle)
-            check_show_bundle(show, min(self.stage_count, len(bundle.stages)))
+            check_show_bundle(show, min(self.stage_count, len(bundle.stages)), self.bundle.w)
+            check_show_bundle(show, len(bundle.stages), bundle.w)  # and at the next start
             check_bundle(bundle)
         except UserError as exc:
             log.error("reload failed, the show plays on unchanged: %s", exc)

@@ -6,17 +6,24 @@ every file against its sha256, and compares what each ONNX model really declares
 manifest promises. Each stage states its own conventions (value range, layout), so a generator
 exported by someone else works when its manifest says how to read it; ``convention`` does the
 conversions. The schema is documented in ``docs/bundle.md``; this module both reads it and, for
-the workshop, writes it (``stage_table``), so the two sides cannot drift apart.
+the workshop, writes it (``stage_table``, ``w_table``), so the two sides cannot drift apart.
+
+A bundle's latent space is Z (the default: the first stage takes the seeds' vectors) or W (a
+StyleGAN: ``mapping.onnx`` turns each seed's z into a w, and the first stage, the synthesis,
+takes ``num_ws`` of them); the ``[w]`` table of a W bundle names the mapping and the average w
+the runtime truncates toward, both files checked against their sha256 like the stages.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from installation.errors import UserError, reason
 from installation.score.trajectory import DISTRIBUTIONS
@@ -25,6 +32,13 @@ from installation.tomlfile import Section, read_toml
 MANIFEST = "bundle.toml"
 FORMAT = 1
 LAYOUTS = ("NCHW", "NHWC")
+#: Latent spaces: "z", the first stage takes the seeds' vectors; "w", a mapping comes first.
+SPACES = ("z", "w")
+#: The name of the synthesis's second input where a W bundle has an input transform.
+TRANSFORM = "transform"
+#: Values a W bundle's layer carries after its ws when it has an input transform: the view
+#: (rotation in degrees, translation x and y) the pipeline turns into the transform matrix.
+VIEW_SIZE = 3
 
 
 @dataclass(frozen=True)
@@ -80,6 +94,23 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class WSpec:
+    """A W bundle's ``[w]`` table. The mapping takes ``z`` [N, latent.size] (and ``c`` [N,
+    c_dim] when ``c_dim`` > 0) and gives ``w`` [N, w_dim]; ``average`` is a numpy file of the
+    float32 [w_dim] average w; ``transform`` is the StyleGAN3 input transform the synthesis
+    was stored with, None for a synthesis without one."""
+
+    mapping: Path
+    mapping_sha256: str
+    w_dim: int
+    num_ws: int
+    c_dim: int
+    average: Path
+    average_sha256: str
+    transform: tuple[tuple[float, float, float], ...] | None = None
+
+
+@dataclass(frozen=True)
 class Bundle:
     path: Path
     name: str
@@ -87,10 +118,23 @@ class Bundle:
     latent_distribution: str
     stages: tuple[StageSpec, ...]
     provenance: dict[str, str]
+    w: WSpec | None = None
 
     @property
     def output_size(self) -> tuple[int, int]:
         return self.stages[-1].output_size
+
+    @property
+    def space(self) -> str:
+        return "z" if self.w is None else "w"
+
+    @property
+    def input_size(self) -> int:
+        """Values per picture in a frame plan's layer: the z of a Z bundle; the ws of a W
+        bundle (num_ws x w_dim), then its view where it has an input transform."""
+        if self.w is None:
+            return self.latent_size
+        return self.w.num_ws * self.w.w_dim + (VIEW_SIZE if self.w.transform else 0)
 
 
 def image_size(shape: Sequence[int], layout: str) -> tuple[int, int]:
@@ -119,13 +163,15 @@ def load_bundle(path: Path) -> Bundle:
     latent = root.table("latent")
     latent_size = latent.number("size", 1, kind=int)
     distribution = latent.choice("distribution", DISTRIBUTIONS)
+    space = latent.choice("space", SPACES, "z")
     latent.finish()
 
     info = parse_provenance(root.table("provenance"), folder)
+    w = _w_table(root, folder, space)
     sections = root.tables("stages")
     stages = tuple(parse_stage(section, folder, i > 0) for i, section in enumerate(sections))
     root.finish()
-    bundle = Bundle(folder, name, latent_size, distribution, stages, info)
+    bundle = Bundle(folder, name, latent_size, distribution, stages, info, w)
     _check_chain(bundle, sections)
     return bundle
 
@@ -176,12 +222,79 @@ def inside(section: Section, key: str, folder: Path) -> Path:
     return path
 
 
+def _w_table(root: Section, folder: Path, space: str) -> WSpec | None:
+    """The ``[w]`` table, which a W bundle must have and a Z bundle must not."""
+    if space == "z":
+        if root.has("w"):
+            raise root.error("w", 'only for a W-space bundle: set space = "w" in [latent]')
+        return None
+    if not root.has("w"):
+        raise root.missing("w", dict, 'a [w] table, since [latent] says space = "w"')
+    return parse_w(root.table("w"), folder)
+
+
+def parse_w(section: Section, folder: Path) -> WSpec:
+    """A W bundle's ``[w]`` table of files in ``folder``."""
+    spec = WSpec(
+        mapping=inside(section, "mapping", folder),
+        mapping_sha256=_sha256(section, "mapping_sha256"),
+        w_dim=section.number("w_dim", 1, kind=int),
+        num_ws=section.number("num_ws", 1, kind=int),
+        c_dim=section.number("c_dim", 0, None, 0, kind=int),
+        average=inside(section, "average", folder),
+        average_sha256=_sha256(section, "average_sha256"),
+        transform=_transform(section) if section.has("transform") else None,
+    )
+    section.finish()
+    return spec
+
+
+def _transform(section: Section) -> tuple[tuple[float, float, float], ...]:
+    rows = section.get("transform", list)
+    numbers = all(
+        isinstance(row, list)
+        and len(row) == 3
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in row)
+        for row in rows
+    )
+    if len(rows) != 3 or not numbers:
+        raise section.error(
+            "transform", f"expected a 3x3 matrix as three rows of 3 numbers, got {rows!r}"
+        )
+    matrix = tuple((float(a), float(b), float(c)) for a, b, c in rows)
+    if not np.isfinite(matrix).all() or abs(np.linalg.det(matrix)) < 1e-9:
+        raise section.error("transform", f"expected a finite, invertible matrix, got {rows!r}")
+    return matrix
+
+
+def w_table(spec: WSpec, folder: Path) -> dict[str, Any]:
+    """``spec`` as the ``[w]`` table of a manifest in ``folder``, which ``parse_w`` reads back
+    as ``spec``; ``transform`` only when set."""
+    table: dict[str, Any] = {
+        "mapping": spec.mapping.relative_to(folder).as_posix(),
+        "mapping_sha256": spec.mapping_sha256,
+        "w_dim": spec.w_dim,
+        "num_ws": spec.num_ws,
+        "c_dim": spec.c_dim,
+        "average": spec.average.relative_to(folder).as_posix(),
+        "average_sha256": spec.average_sha256,
+    }
+    if spec.transform is not None:
+        table["transform"] = [list(row) for row in spec.transform]
+    return table
+
+
+def _sha256(section: Section, key: str) -> str:
+    sha = section.get(key, str).lower()
+    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
+        raise section.error(key, "expected 64 hexadecimal digits")
+    return sha
+
+
 def parse_stage(section: Section, folder: Path, takes_image: bool) -> StageSpec:
     """One ``[[stages]]`` table (or an exported stage's ``[stage]``) of files in ``folder``."""
     path = inside(section, "file", folder)
-    sha = section.get("sha256", str).lower()
-    if len(sha) != 64 or any(c not in "0123456789abcdef" for c in sha):
-        raise section.error("sha256", "expected 64 hexadecimal digits")
+    sha = _sha256(section, "sha256")
     spec = StageSpec(
         name=section.get("name", str),
         path=path,
@@ -233,16 +346,22 @@ def _value_range(section: Section, key: str) -> tuple[float, float]:
 
 
 def _check_chain(bundle: Bundle, sections: Sequence[Section]) -> None:
-    """Each stage must accept what the one before it produces; the first takes the latent."""
+    """Each stage must accept what the one before it produces; the first takes the latent
+    (a Z bundle's z; a W bundle's ws, [num_ws, w_dim])."""
     first = bundle.stages[0]
-    elements = 1
-    for size in first.input_shape:
-        elements *= size
-    if elements != bundle.latent_size:
+    if bundle.w is not None:
+        wanted = (bundle.w.num_ws, bundle.w.w_dim)
+        if first.input_shape != wanted:
+            raise sections[0].error(
+                "input_shape",
+                f"{list(first.input_shape)}, but a W bundle's first stage takes [num_ws, w_dim] "
+                f"= {list(wanted)} as [w] says",
+            )
+    elif math.prod(first.input_shape) != bundle.latent_size:
         raise sections[0].error(
             "input_shape",
-            f"{list(first.input_shape)} holds {elements} values but latent.size is "
-            f"{bundle.latent_size}",
+            f"{list(first.input_shape)} holds {math.prod(first.input_shape)} values but "
+            f"latent.size is {bundle.latent_size}",
         )
     for before, after, section in zip(bundle.stages, bundle.stages[1:], sections[1:], strict=False):
         mismatch = chain_mismatch(before, after)
@@ -276,64 +395,124 @@ def sha256_of(path: Path) -> str:
 
 
 def verify_files(bundle: Bundle) -> None:
-    """Every stage file exists and matches its sha256: catches truncated copies and
-    half-finished rsyncs before a model is handed to a backend."""
+    """Every stage file (and a W bundle's mapping and average) exists and matches its
+    sha256: catches truncated copies and half-finished rsyncs before a model is handed to a
+    backend."""
     for stage in bundle.stages:
         verify_file(stage)
+    if bundle.w is not None:
+        verify_w(bundle.w)
+
+
+def verify_w(spec: WSpec) -> None:
+    """A W bundle's mapping and average files exist and match their sha256."""
+    _verify(spec.mapping, spec.mapping_sha256, "mapping model file")
+    _verify(spec.average, spec.average_sha256, "average w file")
 
 
 def verify_file(stage: StageSpec) -> None:
     """One stage's file exists and matches its sha256."""
-    if not stage.path.is_file():
-        raise UserError(f"{stage.path}: model file of stage {stage.name!r} not found")
+    _verify(stage.path, stage.sha256, f"model file of stage {stage.name!r}")
+
+
+def _verify(path: Path, sha256: str, what: str) -> None:
+    if not path.is_file():
+        raise UserError(f"{path}: {what} not found")
     try:
-        actual = sha256_of(stage.path)
+        actual = sha256_of(path)
     except OSError as exc:
-        raise UserError(f"{stage.path}: cannot read model file: {reason(exc)}") from None
-    if actual != stage.sha256:
+        raise UserError(f"{path}: cannot read {what}: {reason(exc)}") from None
+    if actual != sha256:
         raise UserError(
-            f"{stage.path}: sha256 mismatch: manifest says {stage.sha256[:12]}..., "
+            f"{path}: sha256 mismatch: manifest says {sha256[:12]}..., "
             f"file has {actual[:12]}... (truncated or replaced file?)"
         )
 
 
-def check_io(stage: StageSpec, inputs: Sequence[TensorInfo], outputs: Sequence[TensorInfo]) -> None:
+def read_average(spec: WSpec) -> np.ndarray:
+    """The average w of a W bundle (after ``verify_files``): float32 [w_dim], finite."""
+    path = spec.average
+    try:
+        average = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{path}: not a numpy .npy file of the average w: {exc}") from None
+    if average.dtype != np.float32 or average.shape != (spec.w_dim,):
+        raise UserError(
+            f"{path}: the average w is {average.dtype} {list(average.shape)}, expected float32 "
+            f"[{spec.w_dim}] (w_dim in [w])"
+        )
+    if not np.isfinite(average).all():
+        raise UserError(f"{path}: the average w has NaN or infinite values")
+    return average
+
+
+def extra_inputs(bundle: Bundle, index: int) -> dict[str, tuple[int, ...]]:
+    """The inputs stage ``index`` takes beside its manifest's ``input_name``, per item: a
+    StyleGAN3 synthesis's input transform."""
+    if index == 0 and bundle.w is not None and bundle.w.transform is not None:
+        return {TRANSFORM: (3, 3)}
+    return {}
+
+
+def check_io(
+    stage: StageSpec,
+    inputs: Sequence[TensorInfo],
+    outputs: Sequence[TensorInfo],
+    extra: Mapping[str, tuple[int, ...]] | None = None,
+) -> None:
     """Compare what a loaded model declares with what the manifest promised.
 
     The batch axis must be dynamic or 1; the other axes must equal the manifest's shapes.
-    """
-    _match(stage, "input", inputs, stage.input_name, stage.input_shape)
-    _match(stage, "output", outputs, stage.output_name, stage.output_shape)
+    ``extra`` are the inputs the model takes after the manifest's (``extra_inputs``)."""
+    wanted = {stage.input_name: stage.input_shape, **(extra or {})}
+    check_tensors(stage.path, "input", inputs, wanted, stage.input_layout is not None)
+    check_tensors(stage.path, "output", outputs, {stage.output_name: stage.output_shape}, True)
 
 
-def _match(
-    stage: StageSpec,
+def check_tensors(
+    path: Path,
     kind: str,
     infos: Sequence[TensorInfo],
-    name: str,
-    shape: tuple[int, ...],
+    wanted: Mapping[str, tuple[int, ...]],
+    image: bool,
 ) -> None:
-    if len(infos) != 1:
-        names = ", ".join(info.name for info in infos)
-        raise UserError(f"{stage.path}: expected one {kind}, the model has {len(infos)} ({names})")
-    info = infos[0]
-    if info.name != name:
-        raise UserError(
-            f"{stage.path}: {kind} is named {info.name!r} in the model but {name!r} in the manifest"
+    """A model's inputs (or outputs) are exactly ``wanted``'s names, in its order (the first
+    is the one a backend feeds the batch to), each float32 of that shape per item."""
+    names = [info.name for info in infos]
+    if len(infos) != len(wanted):
+        expected = (
+            f"one {kind}" if len(wanted) == 1 else f"{len(wanted)} {kind}s ({', '.join(wanted)})"
         )
+        raise UserError(
+            f"{path}: expected {expected}, the model has {len(infos)} ({', '.join(names)})"
+        )
+    if len(wanted) == 1 and names[0] not in wanted:
+        raise UserError(
+            f"{path}: {kind} is named {names[0]!r} in the model but {next(iter(wanted))!r} in "
+            "the manifest"
+        )
+    if names != list(wanted):
+        raise UserError(
+            f"{path}: {kind}s are {names} in the model, expected {list(wanted)} in that order"
+        )
+    for info in infos:
+        _match(path, kind, info, wanted[info.name], image)
+
+
+def _match(path: Path, kind: str, info: TensorInfo, shape: tuple[int, ...], image: bool) -> None:
+    name = info.name
     if info.dtype != "float32":
-        raise UserError(f"{stage.path}: {kind} {name!r} is {info.dtype}, expected float32")
+        raise UserError(f"{path}: {kind} {name!r} is {info.dtype}, expected float32")
     batch = info.shape[0] if info.shape else 0
     if (batch == 1 or not isinstance(batch, int)) and tuple(info.shape[1:]) == shape:
         return
     fix = ""
     if any(not isinstance(size, int) for size in info.shape[1:]):
-        image = kind == "output" or stage.input_layout is not None
         fix = "; only the batch axis may vary: export the model with a fixed " + (
             "height and width" if image else "size on every other axis"
         )
     raise UserError(
-        f"{stage.path}: {kind} {name!r} has shape {_describe(info.shape)} in the model, "
+        f"{path}: {kind} {name!r} has shape {_describe(info.shape)} in the model, "
         f"manifest says [batch, {', '.join(map(str, shape))}]{fix}"
     )
 

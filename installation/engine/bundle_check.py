@@ -17,9 +17,11 @@ import numpy as np
 
 from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle, StageSpec
+from installation.engine.mapping import Mapping
 from installation.engine.pipeline import Pipeline, load_stages
 from installation.errors import UserError
 from installation.score.trajectory import keyframe
+from installation.score.wspace import UPRIGHT
 
 log = logging.getLogger(__name__)
 
@@ -72,15 +74,34 @@ def check_bundle(bundle: Bundle, limits: Limits = LIMITS) -> list[str]:
         backend.close()  # the sessions go now, not whenever the collector finds them
 
 
+def keyframe_latents(bundle: Bundle, seed: int, count: int) -> np.ndarray:
+    """Latents drawn like a show's first faces: keyframes 0.. of ``seed``; for a W bundle
+    mapped (class 0), each w in every ws, upright, as a scene shows them."""
+    if bundle.w is None:
+        return np.stack(
+            [
+                keyframe(seed, index, bundle.latent_size, bundle.latent_distribution)
+                for index in range(count)
+            ]
+        )
+    mapping = Mapping(bundle, cache_size=count)
+    try:
+        space = mapping.space()
+        return np.stack(
+            [
+                space.ws(space.offset(seed, index, 0), None, 1.0, 0.0, UPRIGHT.at(0.0))
+                for index in range(count)
+            ]
+        )
+    finally:
+        mapping.close()
+
+
 def _judge_sample(bundle: Bundle, pipeline: Pipeline, limits: Limits) -> list[str]:
-    latents = np.stack(
-        [
-            keyframe(SAMPLE_SEED, index, bundle.latent_size, bundle.latent_distribution)
-            for index in range(SAMPLE_SIZE)
-        ]
-    )
+    latents = keyframe_latents(bundle, SAMPLE_SEED, SAMPLE_SIZE)
     warnings = []
-    outputs = (unit for _, unit in pipeline.walk(pipeline.first_input(latents)))
+    batch, extra = pipeline.first_input(latents), pipeline.first_extra(latents)
+    outputs = (unit for _, unit in pipeline.walk(batch, extra=extra))
     for stage, unit in zip(bundle.stages, outputs, strict=True):
         warning = judge_output(stage, unit, limits)
         if warning:

@@ -49,6 +49,9 @@ class BundleWatch:
         manifest = bundle.path / MANIFEST
         files = [(manifest, _content(manifest))]
         files += [(stage.path, stage.sha256) for stage in bundle.stages]
+        if bundle.w is not None:
+            files += [(bundle.w.mapping, bundle.w.mapping_sha256)]
+            files += [(bundle.w.average, bundle.w.average_sha256)]
         self.name = bundle.name
         # Not settled: the first look hashes every file once, so that a change between the
         # load and the watch is not taken for what was loaded.

@@ -5,20 +5,36 @@ last one to what the screen needs, so bundles from other exporters work when the
 describes them. Where the backend can chain stages on its device (TensorRT) and one stage's
 output already is the next one's input convention, the stages run there back to back and only
 the final frame crosses to the host.
+
+A frame plan's layer holds everything the first stage takes, flattened (``Bundle.input_size``
+values): a Z bundle's z; a W bundle's ws, followed, where the synthesis has an input
+transform (StyleGAN3), by the view (rotation in degrees, translation x, y), which becomes the
+transform input here, composed with the transform the bundle was stored with.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from itertools import pairwise
 
 import numpy as np
 
 from installation.engine.backend import Backend, DeviceChain, LoadedStage
-from installation.engine.bundle import Bundle, StageSpec, check_io, verify_files
+from installation.engine.bundle import (
+    TRANSFORM,
+    VIEW_SIZE,
+    Bundle,
+    StageSpec,
+    check_io,
+    extra_inputs,
+    read_average,
+    verify_files,
+)
 from installation.engine.convention import from_unit, to_rgb8, to_unit
+from installation.score.wspace import transform_matrix
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +88,20 @@ class Pipeline:
         return pipeline
 
     def run(self, latents: np.ndarray, stages: int | None = None) -> np.ndarray:
-        """(N, latent_size) latents -> (N, H, W, 3) uint8 RGB frames.
+        """(N, input_size) latents -> (N, H, W, 3) uint8 RGB frames.
 
         ``stages`` stops after that many stages (a scene may want the rougher, faster
-        pictures of the early stages); None runs them all.
+        pictures of the early stages); None runs them all. A first stage with a transform
+        input runs on the host where the device chain cannot feed it (TensorRT's).
         """
         batch = self.first_input(latents)
+        extra = self.first_extra(latents)
         count = min(stages or len(self.stages), len(self.stages))
-        if self.chain is not None and count <= self.chained:
+        chain = self.chain
+        if chain is not None and count <= self.chained and (chain.feeds_extra or not extra):
             last = self.stages[count - 1].spec
-            return to_rgb8(to_unit(self.chain.run(batch, count), last.layout, last.range))
-        *_, (_, unit) = self.walk(batch, count)
+            return to_rgb8(to_unit(chain.run(batch, count, extra), last.layout, last.range))
+        *_, (_, unit) = self.walk(batch, count, extra)
         return to_rgb8(unit)
 
     def close(self) -> None:
@@ -93,19 +112,49 @@ class Pipeline:
             self.backend.close()
 
     def first_input(self, latents: np.ndarray) -> np.ndarray:
-        """(N, latent_size) latents as a float32 batch for the first stage."""
+        """(N, input_size) latents as a float32 batch for the first stage (without a W
+        bundle's view: that is ``first_extra``'s)."""
         shape = self.stages[0].spec.input_shape
-        return np.ascontiguousarray(latents, dtype=np.float32).reshape((len(latents), *shape))
+        values = np.asarray(latents)[:, : math.prod(shape)]
+        return np.ascontiguousarray(values, dtype=np.float32).reshape((len(latents), *shape))
+
+    def first_extra(self, latents: np.ndarray) -> dict[str, np.ndarray] | None:
+        """The first stage's other inputs for (N, input_size) latents: the transform
+        [N, 3, 3] of a StyleGAN3 synthesis, each layer's view after the stored transform
+        (the stored one maps the picture's coordinates to the input's, and so does the view's
+        inverse: the view turns the picture the bundle was stored with). None otherwise."""
+        w = self.bundle.w
+        if w is None or w.transform is None:
+            return None
+        stored = np.array(w.transform, dtype=np.float64)
+        views = np.asarray(latents, dtype=np.float64)[:, -VIEW_SIZE:]
+        matrices = [stored @ transform_matrix((v[0], v[1], v[2])) for v in views]
+        return {TRANSFORM: np.stack(matrices).astype(np.float32)}
+
+    def neutral_latents(self, count: int = 1) -> np.ndarray:
+        """Latents that need no mapping, for a proof frame: zeros for a Z bundle; for a W
+        bundle the average w in every ws, upright (the average face)."""
+        w = self.bundle.w
+        if w is None:
+            return np.zeros((count, self.bundle.latent_size), dtype=np.float32)
+        row = np.tile(read_average(w), w.num_ws)
+        if w.transform is not None:
+            row = np.concatenate([row, np.zeros(VIEW_SIZE, np.float32)])
+        return np.repeat(row[None, :], count, axis=0)
 
     def walk(
-        self, batch: np.ndarray, count: int | None = None
+        self,
+        batch: np.ndarray,
+        count: int | None = None,
+        extra: Mapping[str, np.ndarray] | None = None,
     ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Run the first ``count`` stages (None: all) on the host, each fed the one before;
         yield every stage's input, in its own convention, and its output as NCHW 0..1.
 
-        ``batch`` is the first stage's input. Checks against a reference (build-engines)
-        need the inputs as much as the outputs, so both are given."""
-        unit = self.run_stage(0, batch)
+        ``batch`` is the first stage's input and ``extra`` its other inputs
+        (``first_extra``). Checks against a reference (build-engines) need the inputs as
+        much as the outputs, so both are given."""
+        unit = self.run_stage(0, batch, extra)
         yield batch, unit
         for index in range(1, count or len(self.stages)):
             spec = self.stages[index].spec
@@ -114,14 +163,32 @@ class Pipeline:
             unit = self.run_stage(index, batch)
             yield batch, unit
 
-    def run_stage(self, index: int, batch: np.ndarray) -> np.ndarray:
-        """One stage on an input in its own convention, output as NCHW 0..1."""
-        stage = self.stages[index]
-        if stage.model.inputs[0].shape[0] == 1 and len(batch) > 1:
-            output = np.concatenate([stage.model.run(batch[i : i + 1]) for i in range(len(batch))])
+    def run_stage(
+        self, index: int, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """One stage on an input in its own convention (and ``extra`` inputs by name),
+        output as NCHW 0..1."""
+        model = self.stages[index].model
+        if model.inputs[0].shape[0] == 1 and len(batch) > 1:
+            output = np.concatenate(
+                [
+                    _run(
+                        model, batch[i : i + 1], {k: v[i : i + 1] for k, v in (extra or {}).items()}
+                    )
+                    for i in range(len(batch))
+                ]
+            )
         else:
-            output = stage.model.run(batch)
-        return to_unit(output, stage.spec.layout, stage.spec.range)
+            output = _run(model, batch, extra)
+        spec = self.stages[index].spec
+        return to_unit(output, spec.layout, spec.range)
+
+
+def _run(
+    model: LoadedStage, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None
+) -> np.ndarray:
+    """``model`` on ``batch``, with the other inputs where it takes any."""
+    return model.run(batch, extra) if extra else model.run(batch)
 
 
 def load_stages(bundle: Bundle, backend: Backend) -> list[Stage]:
@@ -130,9 +197,9 @@ def load_stages(bundle: Bundle, backend: Backend) -> list[Stage]:
     gets to misread it."""
     verify_files(bundle)
     stages = []
-    for spec in bundle.stages:
+    for index, spec in enumerate(bundle.stages):
         model = backend.load(spec.path)
-        check_io(spec, model.inputs, model.outputs)
+        check_io(spec, model.inputs, model.outputs, extra_inputs(bundle, index))
         stages.append(Stage(spec, model))
     return stages
 

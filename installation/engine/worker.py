@@ -7,6 +7,10 @@ picture; after a cut (the queue invalidated) it starts again from the present at
 it falls behind it does not try to catch up frame by frame (that would only fall further
 behind); it jumps to the time its next frame will be ready, and the display blends the
 frames it has.
+
+A W bundle's keyframes are mapped on this thread too: the plans' latents are deferred
+(``installation.score.plan.Deferred``) until ``paint`` asks for them, so neither the display
+nor a controller ever waits for the mapping network.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from installation.score.plan import FramePlan
 from installation.score.ramp import Ramp
 from installation.score.scenes import check_pace
 from installation.score.show import Show
+from installation.score.wspace import WSpace
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,19 @@ class Conductor:
     """Owns the show's state; thread-safe; see the module docstring for the rules."""
 
     def __init__(
-        self, show: Show, latent_size: int, distribution: str, entropy: int | None = None
+        self,
+        show: Show,
+        latent_size: int,
+        distribution: str,
+        entropy: int | None = None,
+        wspace: WSpace | None = None,
     ) -> None:
+        """``wspace`` is a W bundle's latent space (``installation.engine.mapping``), None
+        for a Z bundle."""
         if entropy is None:
-            score = Score(show.scenes, latent_size, distribution)
+            score = Score(show.scenes, latent_size, distribution, wspace=wspace)
         else:
-            score = Score(show.scenes, latent_size, distribution, entropy)
+            score = Score(show.scenes, latent_size, distribution, entropy, wspace)
         self._lock = threading.Lock()
         self._clock: Clock = lambda: 0.0
         self._cue = begin(score, 0, 0.0, 0, Modulation())
@@ -203,6 +211,16 @@ class Conductor:
     def set_truncation(self, value: float) -> None:
         self._smooth(lambda cue, c: cue.with_truncation(c, value))
 
+    def set_view(
+        self, rotate: float | None = None, translate: tuple[float, float] | None = None
+    ) -> None:
+        """Turn (degrees) or move the picture, gliding; refused (``UserError``) where the
+        bundle's synthesis takes no input transform (only StyleGAN3's does)."""
+        space = self._cue.score.wspace
+        if space is None or not space.transform:
+            raise UserError("this bundle has no input transform (only StyleGAN3 bundles have one)")
+        self._smooth(lambda cue, c: cue.with_view(c, rotate, translate))
+
     def set_intensity(self, value: float) -> None:
         def change(cue: Cue, c: float) -> Cue:
             ramp = cue.modulation.intensity.to(value, c, SMOOTHING["intensity"])
@@ -237,7 +255,7 @@ class Conductor:
         """
         with self._lock:
             old = self._cue.score
-            score = Score(show.scenes, old.latent_size, old.distribution, old.entropy)
+            score = Score(show.scenes, old.latent_size, old.distribution, old.entropy, old.wspace)
             now = self._clock()
             c = self._content(now)
             cue = self._cue.governing(c)
@@ -313,6 +331,7 @@ def _renewed(cue: Cue, score: Score, index: int, c: float) -> Cue:
     scene = score.scenes[index]
     renewed = cue.with_pace(c, scene.hold, scene.morph, scene.speed)
     renewed = renewed.with_truncation(c, scene.truncation)
+    renewed = renewed.with_view(c, scene.rotate, scene.translate)
     end = None if scene.duration is None else cue.started + scene.duration
     renewed = Cue(
         score=score,
@@ -328,6 +347,7 @@ def _renewed(cue: Cue, score: Score, index: int, c: float) -> Cue:
         entry=renewed.entry,
         end=None if end is None else max(end, c),
         next_index=None if end is None else score.following(index),
+        view=renewed.view,
     )
     seed = score.seed_for(scene, cue.serial)
     if scene.seed is not None and seed != cue.seed:

@@ -14,31 +14,36 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass, field, replace
-from functools import cached_property
+from functools import cached_property, partial
 
 import numpy as np
 
 from installation.score.breathing import Modulation, drift
 from installation.score.easing import get_easing
-from installation.score.plan import FramePlan, Layer
+from installation.score.plan import Deferred, FramePlan, Layer
 from installation.score.ramp import Ramp
 from installation.score.scenes import Scene
 from installation.score.trajectory import TIME_LIMIT, Trajectory, slerp
+from installation.score.wspace import UPRIGHT, View, WSpace, breath_scale
 
 #: Seconds over which live changes glide to their new value. Truncation and speed are
 #: moods, so they change slowly; intensity follows music, so it must be quick.
-SMOOTHING = {"truncation": 1.0, "breathing": 1.0, "speed": 1.0, "intensity": 0.15}
+SMOOTHING = {"truncation": 1.0, "breathing": 1.0, "speed": 1.0, "intensity": 0.15, "view": 1.0}
 
 
 @dataclass(frozen=True)
 class Score:
     """What every cue of one show shares: its scenes, the bundle's latent space, and the
-    entropy from which this run draws the seeds of scenes whose seed is "random"."""
+    entropy from which this run draws the seeds of scenes whose seed is "random".
+
+    ``latent_size`` and ``distribution`` are the seeds' z; ``wspace`` is set for a W bundle,
+    whose faces move in W (``installation.score.wspace``), None for a Z bundle."""
 
     scenes: tuple[Scene, ...]
     latent_size: int
     distribution: str
     entropy: int = field(default_factory=lambda: secrets.randbits(63))
+    wspace: WSpace | None = None
 
     def seed_for(self, scene: Scene, serial: int) -> int:
         """The scene's own seed, or for a random scene one drawn from (entropy, serial):
@@ -156,6 +161,7 @@ class Cue:
     entry: Entry | None = None
     end: float | None = None
     next_index: int | None = None
+    view: View = UPRIGHT
 
     @property
     def scene(self) -> Scene:
@@ -182,10 +188,17 @@ class Cue:
         assert self.entry is not None
         source = self.entry.source
         if self.entry.kind == "morph":
-            return FramePlan((Layer(slerp(source.latent, layer.latent, progress), layer.stages),))
+            space = self.score.wspace
+            if space is None:
+                latent = slerp(source.latent, layer.latent, progress)
+                return FramePlan((Layer(latent, layer.stages),))
+            blended = Deferred(lambda: space.blend(source.latent, layer.latent, progress))
+            return FramePlan((Layer(blended, layer.stages),))
         return FramePlan((replace(source, weight=1.0 - progress), replace(layer, weight=progress)))
 
     def _layer_at(self, c: float) -> Layer:
+        if self.score.wspace is not None:
+            return Layer(Deferred(partial(self._w_latent, self.score.wspace, c)), self.scene.stages)
         latent = self.walk.latent_at(c) * np.float32(self.truncation.at(c))
         depth = self.breathing.at(c) * self.modulation.level(c)
         if depth:
@@ -193,6 +206,24 @@ class Cue:
             offset = depth * drift(self.seed, size, distribution, c - self.started)
             latent = (latent + offset).astype(np.float32)
         return Layer(latent, self.scene.stages)
+
+    def _w_latent(self, space: WSpace, c: float) -> np.ndarray:
+        """The layer values of a W bundle at ``c`` (run where the frame is painted: the
+        keyframes it needs may have to be mapped)."""
+        scene = self.scene
+        trajectory = self.walk.trajectory
+        t = self.walk.time_at(c)
+        offset = space.offset_at(trajectory, t, scene.label)
+        mixed = None
+        if scene.mix is not None:
+            other = replace(trajectory, seed=scene.mix.seed)
+            mixed = (scene.mix.from_layer, space.offset_at(other, t, scene.label))
+        breath: np.ndarray | float = 0.0
+        depth = self.breathing.at(c) * self.modulation.level(c)
+        if depth:
+            wave = drift(self.seed, space.w_dim, "normal", c - self.started)
+            breath = depth * breath_scale(offset) * wave
+        return space.ws(offset, mixed, self.truncation.at(c), breath, self.view.at(c))
 
     def brightness_at(self, c: float) -> float:
         """The scene's own fades: up from black after it starts, down before it ends."""
@@ -240,6 +271,12 @@ class Cue:
 
     def with_truncation(self, c: float, value: float) -> Cue:
         return replace(self, truncation=self.truncation.to(value, c, SMOOTHING["truncation"]))
+
+    def with_view(
+        self, c: float, rotate: float | None = None, translate: tuple[float, float] | None = None
+    ) -> Cue:
+        """A new rotation (degrees) and/or translation gliding in from ``c``."""
+        return replace(self, view=self.view.to(c, SMOOTHING["view"], rotate, translate))
 
     def with_pace(
         self,
@@ -298,4 +335,14 @@ def begin(
         entry=entry,
         end=end,
         next_index=None if end is None else score.following(index),
+        view=_scene_view(scene, at, None if through_black else leaving),
     )
+
+
+def _scene_view(scene: Scene, at: float, leaving: Cue | None) -> View:
+    """A scene's rotation and translation: set at once, or gliding in from the view of the
+    scene it replaces without going through black (``leaving``)."""
+    if leaving is None:
+        x, y = scene.translate
+        return View(Ramp.constant(scene.rotate), Ramp.constant(x), Ramp.constant(y))
+    return leaving.view.to(at, SMOOTHING["view"], scene.rotate, scene.translate)

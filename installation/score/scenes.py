@@ -9,6 +9,7 @@ that exists) because a playlist that points nowhere would only fail hours into a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from installation.errors import UserError
 from installation.score.easing import get_easing
@@ -30,6 +31,21 @@ MAX_SCENES = 1000
 MAX_FADE = 600.0
 MAX_SPEED = 16.0
 MAX_DURATION = 30 * 24 * 3600.0
+#: Degrees a view may turn and how far it may move (StyleGAN3 input coordinates, where the
+#: picture spans about one unit): beyond that the picture is empty or wound round again.
+MAX_ROTATE = 360.0
+MAX_TRANSLATE = 10.0
+#: Scene keys that only a W bundle (a StyleGAN) understands.
+W_KEYS = ("mix", "rotate", "translate", "label")
+
+
+@dataclass(frozen=True)
+class Mix:
+    """Style mixing: synthesis layers ``from_layer`` and later take the face of ``seed``'s
+    walk (the coarse features from the scene's own face, the fine ones from this one)."""
+
+    from_layer: int
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,10 @@ class Scene:
     fade_out: float = 0.0
     duration: float | None = None
     next: str | None = None
+    mix: Mix | None = None
+    rotate: float = 0.0
+    translate: tuple[float, float] = (0.0, 0.0)
+    label: int = 0
 
 
 def parse_scenes(sections: list[Section]) -> tuple[Scene, ...]:
@@ -123,6 +143,10 @@ def _scene(section: Section) -> Scene:
             else None
         ),
         next=section.get("next", str) if section.has("next") else None,
+        mix=_mix(section.table("mix")) if section.has("mix") else None,
+        rotate=section.number("rotate", -MAX_ROTATE, MAX_ROTATE, 0.0, unit="degrees"),
+        translate=_translate(section),
+        label=section.number("label", 0, None, 0, kind=int),
     )
     problem = check_pace(scene.hold, scene.morph, scene.speed)
     if problem:
@@ -143,6 +167,27 @@ def _seed(section: Section) -> int | None:
     if isinstance(value, str):
         raise section.error("seed", f'expected an integer or "random", got {value!r}')
     return section.number("seed", 0, MAX_SEED, kind=int, expected="an integer from 0 to 2**63-1")
+
+
+def _mix(section: Section) -> Mix:
+    mix = Mix(
+        from_layer=section.number("from_layer", 1, kind=int),
+        seed=section.number("seed", 0, MAX_SEED, kind=int, expected="an integer from 0 to 2**63-1"),
+    )
+    section.finish()
+    return mix
+
+
+def _translate(section: Section) -> tuple[float, float]:
+    if not section.has("translate"):
+        return Scene.translate
+    x, y = section.numbers("translate", 2)
+    if not all(abs(v) <= MAX_TRANSLATE for v in (x, y)):
+        raise section.error(
+            "translate",
+            f"expected [x, y] from -{MAX_TRANSLATE:g} to {MAX_TRANSLATE:g}, got [{x:g}, {y:g}]",
+        )
+    return x, y
 
 
 def _easing(section: Section) -> str:
@@ -169,4 +214,46 @@ def check_stages(scenes: tuple[Scene, ...], sections: list[Section], stage_count
                 "stages",
                 f"expected at most {stage_count}, the bundle's number of stages; got "
                 f"{scene.stages}",
+            )
+
+
+class WFacts(Protocol):
+    """What a W bundle's ``[w]`` table says that scenes are checked against."""
+
+    num_ws: int
+    c_dim: int
+    transform: object | None
+
+
+def check_latent_keys(scenes: tuple[Scene, ...], sections: list[Section], w: WFacts | None) -> None:
+    """The W-space keys (mix, rotate, translate, label) only where the bundle understands
+    them, and within what it has: a show file is written for its bundle, so a key the bundle
+    cannot honour is a mistake to name, not a wish to ignore."""
+    for scene, section in zip(scenes, sections, strict=True):
+        used = [key for key in W_KEYS if section.has(key)]
+        if used and w is None:
+            raise section.error(
+                used[0],
+                f"scene {scene.name!r}: only for a W-space bundle (a StyleGAN); this show's "
+                "bundle is a Z-space one",
+            )
+        if w is None:
+            continue
+        for key in ("rotate", "translate"):
+            if section.has(key) and w.transform is None:
+                raise section.error(
+                    key,
+                    f"scene {scene.name!r}: only for a bundle with an input transform "
+                    "(StyleGAN3); this bundle has none",
+                )
+        if scene.mix is not None and not 1 <= scene.mix.from_layer <= w.num_ws - 1:
+            raise section.table("mix").error(
+                "from_layer",
+                f"scene {scene.name!r}: expected 1 to {w.num_ws - 1} (the bundle has "
+                f"num_ws = {w.num_ws}), got {scene.mix.from_layer}",
+            )
+        if section.has("label") and not scene.label < w.c_dim:
+            has = f"classes 0 to {w.c_dim - 1}" if w.c_dim else "no classes (c_dim = 0)"
+            raise section.error(
+                "label", f"scene {scene.name!r}: the bundle has {has}, got {scene.label}"
             )

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
 from installation.score.osc_settings import OscSettings, parse_osc
-from installation.score.scenes import MAX_FPS, Scene, check_stages, parse_scenes
+from installation.score.scenes import (
+    MAX_FPS,
+    Scene,
+    WFacts,
+    check_latent_keys,
+    check_stages,
+    parse_scenes,
+)
 from installation.tomlfile import Section, TomlDocument, read_toml
 
 DISPLAY_MODES = ("fullscreen", "windowed", "headless")
@@ -74,9 +81,12 @@ def load_show(path: Path | None) -> Show:
     return Show(path, title, bundle, display, engine, osc, scenes, doc, hours)
 
 
-def check_show_bundle(show: Show, stage_count: int) -> None:
-    """What can only be checked once the bundle is known: each scene's number of stages."""
-    check_stages(show.scenes, Section.root(show.doc).tables("scenes"), stage_count)
+def check_show_bundle(show: Show, stage_count: int, w: WFacts | None) -> None:
+    """What can only be checked once the bundle is known: each scene's number of stages, and
+    its W-space keys against the bundle's ``[w]`` (None: a Z bundle)."""
+    sections = Section.root(show.doc).tables("scenes")
+    check_stages(show.scenes, sections, stage_count)
+    check_latent_keys(show.scenes, sections, w)
 
 
 def _display(section: Section) -> DisplaySettings:

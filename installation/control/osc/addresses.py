@@ -20,7 +20,14 @@ from installation.control.osc.arguments import count, number, switch, whole
 from installation.control.osc.patterns import AddressMap
 from installation.control.osc.server import Client
 from installation.score.conductor import Conductor
-from installation.score.scenes import MAX_FADE, MAX_SECONDS, MAX_SEED, MAX_SPEED
+from installation.score.scenes import (
+    MAX_FADE,
+    MAX_ROTATE,
+    MAX_SECONDS,
+    MAX_SEED,
+    MAX_SPEED,
+    MAX_TRANSLATE,
+)
 
 Reply = Callable[[Client, str, list[Any]], None]
 
@@ -35,6 +42,8 @@ ADDRESSES = {
     "/morph": "morph",
     "/hold": "hold",
     "/truncation": "truncation",
+    "/rotate": "rotate",
+    "/translate": "translate",
     "/intensity": "intensity",
     "/beat": "beat",
     "/blackout": "blackout",
@@ -104,6 +113,15 @@ class AddressSpace:
     def truncation(self, client: Client, address: str, *args: Any) -> None:
         count(args, 1, 1)
         self.conductor.set_truncation(number(args[0], "truncation", 0.0, 1.0))
+
+    def rotate(self, client: Client, address: str, *args: Any) -> None:
+        count(args, 1, 1)
+        self.conductor.set_view(rotate=number(args[0], "degrees", -MAX_ROTATE, MAX_ROTATE))
+
+    def translate(self, client: Client, address: str, *args: Any) -> None:
+        count(args, 2, 2)
+        x, y = (number(value, "translation", -MAX_TRANSLATE, MAX_TRANSLATE) for value in args)
+        self.conductor.set_view(translate=(x, y))
 
     def intensity(self, client: Client, address: str, *args: Any) -> None:
         count(args, 1, 1)

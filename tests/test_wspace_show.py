@@ -1,0 +1,149 @@
+"""A show playing a W bundle, through the real conductor, pipeline and OSC handlers: the
+scene keys of W (truncation toward the average, mix, rotate, translate, label), determinism
+across separate instances, and the mapping kept off the display's and controllers' threads."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from wspace_bundle import write_show, write_w_bundle
+
+from installation.control.osc.addresses import AddressSpace
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import Bundle, load_bundle
+from installation.engine.mapping import Mapping, conductor_for
+from installation.engine.paint import paint
+from installation.engine.pipeline import Pipeline
+from installation.errors import UserError
+from installation.score.conductor import Conductor
+from installation.score.show import load_show
+from installation.score.wspace import transform_matrix
+
+STORED = "[[1.0, 0.0, 0.25], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]"
+CLIENT = ("127.0.0.1", 9)
+
+
+def scene(**keys: object) -> str:
+    lines = ['[[scenes]]\nname = "one"\nseed = 5\nhold = 1.0\nmorph = 2.0']
+    lines += [f"{key} = {value}" for key, value in keys.items()]
+    return "\n".join(lines) + "\n"
+
+
+def parts(tmp_path: Path, scenes: str, **options: object) -> tuple[Bundle, Pipeline, Conductor]:
+    """A W bundle, its pipeline on ONNX Runtime's CPU provider and a conductor for ``scenes``."""
+    bundle = load_bundle(write_w_bundle(tmp_path / "bundle", **options))  # type: ignore[arg-type]
+    show = load_show(write_show(tmp_path, bundle.path, scenes))
+    pipeline = Pipeline.load(bundle, OnnxRuntimeBackend(CPU, threads=1))
+    return bundle, pipeline, conductor_for(show, bundle, entropy=1)
+
+
+def frame(pipeline: Pipeline, conductor: Conductor, t: float) -> np.ndarray:
+    return paint(pipeline, conductor.plans_at([t]))[0]
+
+
+def test_truncation_zero_shows_the_average_face(tmp_path: Path) -> None:
+    _, pipeline, conductor = parts(tmp_path, scene(truncation=0.0, breathing=0.3))
+    average = pipeline.run(pipeline.neutral_latents(1))[0]
+    for t in (0.5, 2.2, 7.0):
+        np.testing.assert_array_equal(frame(pipeline, conductor, t), average)
+    conductor.set_truncation(1.0)  # from the last time asked for, over a second
+    assert not np.array_equal(frame(pipeline, conductor, 9.0), average)
+
+
+def test_same_time_same_frame_in_separate_instances(tmp_path: Path) -> None:
+    keys = {"mix": "{ from_layer = 2, seed = 8 }", "rotate": 30.0, "breathing": 0.2}
+    first = parts(tmp_path / "a", scene(**keys), transform=True)
+    second = parts(tmp_path / "b", scene(**keys), transform=True)
+    times = [0.0, 1.7, 2.9, 40.3, 1e6 + 0.25]
+    for t in times:
+        a, b = (frame(pipeline, conductor, t) for _, pipeline, conductor in (first, second))
+        np.testing.assert_array_equal(a, b)
+    plan = first[2].plans_at([2.9])[0]
+    assert plan.layers[0].latent.shape == (first[0].input_size,)
+
+
+def test_rotate_and_translate_glide_into_the_transform_input(tmp_path: Path) -> None:
+    bundle, pipeline, conductor = parts(tmp_path, scene(), transform=True, stored=STORED)
+    conductor.start(lambda: 10.0)
+    space = AddressSpace(conductor, lambda: None, lambda *args: None)
+    space.rotate(CLIENT, "/rotate", 90.0)
+    space.translate(CLIENT, "/translate", 0.5, -0.25)
+    halfway, there = (conductor.plans_at([t])[0].layers[0].latent for t in (10.5, 12.0))
+    np.testing.assert_allclose(halfway[-3:], [45.0, 0.25, -0.125], atol=1e-6)
+    np.testing.assert_allclose(there[-3:], [90.0, 0.5, -0.25], atol=1e-6)
+    stored = np.array([[1.0, 0.0, 0.25], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    matrix = (stored @ transform_matrix((90.0, 0.5, -0.25))).astype(np.float32)
+    extra = pipeline.first_extra(there[None, :])
+    assert extra is not None
+    np.testing.assert_allclose(extra["transform"][0], matrix, atol=1e-6)
+    # The picture is the synthesis of those ws with that transform, run directly.
+    session = ort.InferenceSession(str(bundle.stages[0].path), providers=[CPU])
+    ws = there[:-3].reshape(1, 4, 6)
+    (image,) = session.run(None, {"ws": ws, "transform": matrix[None]})
+    expected = np.clip(np.round((image[0].transpose(1, 2, 0) + 1) * 127.5), 0, 255)
+    np.testing.assert_allclose(frame(pipeline, conductor, 12.0), expected, atol=1)
+
+
+def test_rotate_is_refused_without_a_transform(tmp_path: Path) -> None:
+    _, _, conductor = parts(tmp_path, scene())
+    space = AddressSpace(conductor, lambda: None, lambda *args: None)
+    with pytest.raises(UserError, match="this bundle has no input transform"):
+        space.rotate(CLIENT, "/rotate", 10.0)
+    with pytest.raises(UserError, match="this bundle has no input transform"):
+        space.translate(CLIENT, "/translate", 0.1, 0.1)
+
+
+def test_a_label_picks_the_class(tmp_path: Path) -> None:
+    bundle, _, conductor = parts(tmp_path, scene(label=2), c_dim=3)
+    latent = conductor.plans_at([0.5])[0].layers[0].latent
+    expected = Mapping(bundle).w(5, 0, 2)
+    np.testing.assert_array_equal(latent[:6], expected)
+
+
+def test_mapping_runs_only_where_frames_are_painted(tmp_path: Path) -> None:
+    """Ticks (the display), cuts (controllers) and even plans_at map nothing: only the
+    painter asking for a layer's latent does, on the worker's thread."""
+    playlist = scene(duration=3.0, next='"one"') + '\n[[scenes]]\nname = "two"\nseed = 6\n'
+    bundle = load_bundle(write_w_bundle(tmp_path / "bundle"))
+    mapping = Mapping(bundle)
+    show = load_show(write_show(tmp_path, bundle.path, playlist))
+    conductor = Conductor(show, 8, "normal", 1, mapping.space())
+    now = [0.0]
+    conductor.start(lambda: now[0])
+    for now[0] in (0.5, 2.0, 3.5, 4.0):  # across the playlist's hand-over
+        conductor.tick(now[0])
+    conductor.next_face(1.0)
+    conductor.set_seed(11)
+    conductor.go_to_scene("two")
+    plans = conductor.plans_at([4.5, 6.0])
+    assert mapping.cached == 0
+    for plan in plans:
+        assert plan.layers[0].latent.shape == (24,)
+    assert mapping.cached > 0
+
+
+def test_a_scene_that_loops_joins_itself_smoothly(tmp_path: Path) -> None:
+    """A scene handing over to itself (a one-scene playlist) starts again from its first
+    face by a morph: no jump where it begins again, and it arrives at rest."""
+    _, _, conductor = parts(tmp_path, scene(duration=4.0, next='"one"', easing='"linear"'))
+
+    def at(t: float) -> np.ndarray:
+        return conductor.plans_at([t])[0].layers[0].latent.astype(np.float64)
+
+    step = 1e-4
+    scale = np.linalg.norm(at(2.0) - at(0.0))
+    for boundary in (4.0, 6.0):  # the loop begins; its morph to the first face ends
+        before = (at(boundary) - at(boundary - step)) / step
+        after = (at(boundary + step) - at(boundary)) / step
+        assert np.linalg.norm(at(boundary + step) - at(boundary - step)) < 1e-3 * scale
+        assert np.linalg.norm(after - before) < 1e-2 * scale
+
+
+def test_a_reload_keeps_playing_in_w(tmp_path: Path) -> None:
+    bundle, pipeline, conductor = parts(tmp_path, scene())
+    conductor.replace_show(load_show(tmp_path / "show.toml"))
+    assert conductor.plans_at([1.0])[0].layers[0].latent.shape == (bundle.input_size,)
+    assert frame(pipeline, conductor, 1.0).shape == (16, 16, 3)
