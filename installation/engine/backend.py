@@ -1,10 +1,12 @@
 """Backends run one model stage on some hardware behind one small interface.
 
 ONNX Runtime is the implementation here (CPU provider everywhere, CUDA provider where the
-machine has one); TensorRT (``installation.engine.gpu``) implements the same interface, and can also
-chain stages on the device, so that frames only cross to the host once. Session options are
-set on purpose: ONNX Runtime's default intra-op threads spin-wait between runs, which on a
-small exhibition PC steals the core the display loop needs, so spinning is off.
+machine has one); TensorRT (``installation.engine.gpu``) implements the same interface. Both
+can chain stages on the device, so that frames only cross to the host once (ONNX Runtime
+with IO binding: ``installation.engine.ort_chain``). Session options are set on purpose:
+ONNX Runtime's default intra-op threads spin-wait between runs, which on a small exhibition
+PC steals the core the display loop needs, so spinning is off; the CUDA provider's options
+are explained in ``installation.engine.ort_cuda``.
 """
 
 from __future__ import annotations
@@ -12,19 +14,31 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 
 from installation.engine.bundle import TensorInfo
+from installation.engine.ort_cuda import (
+    CUDA,
+    DEVICE_ID,
+    graph_run_options,
+    plan_cuda_graphs,
+    preload_libraries,
+    provider_options,
+    start_failure,
+)
 from installation.errors import UserError, first_line
+
+if TYPE_CHECKING:
+    from installation.engine.ort_chain import OrtChain
 
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
-CUDA = "CUDAExecutionProvider"
 
 
 class LoadedStage(ABC):
@@ -34,18 +48,28 @@ class LoadedStage(ABC):
     outputs: tuple[TensorInfo, ...]
 
     @abstractmethod
-    def run(self, batch: np.ndarray) -> np.ndarray:
-        """Run one float32 batch through the model and return its only output."""
+    def run(self, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        """Run one float32 batch through the model and return its only output.
+
+        ``extra`` feeds the model's other inputs by name (a StyleGAN3 synthesis takes its
+        input transform beside the ws); a backend that cannot feed them raises."""
 
 
 class DeviceChain(ABC):
     """Stages run one after another where their data lives (GPU memory), each output feeding
     the next stage's input directly; only the last stage's output comes back to the host."""
 
+    #: Whether ``run`` takes ``extra`` inputs for the first stage (TensorRT's does not).
+    feeds_extra: bool = False
+
     @abstractmethod
-    def run(self, batch: np.ndarray, count: int) -> np.ndarray:
+    def run(
+        self, batch: np.ndarray, count: int, extra: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
         """Run the first ``count`` stages on one float32 batch for the first stage; return the
-        last one's raw output as a host array that is only valid until the next ``run``."""
+        last one's raw output as a host array that is only valid until the next ``run``.
+
+        ``extra`` feeds the first stage's other inputs by name, as ``LoadedStage.run``."""
 
 
 class Backend(ABC):
@@ -72,17 +96,27 @@ def default_threads() -> int:
 
 
 class OnnxRuntimeStage(LoadedStage):
-    def __init__(self, session: ort.InferenceSession) -> None:
+    def __init__(
+        self, session: ort.InferenceSession, graphs: bool = False, precision: str = "fp32"
+    ) -> None:
         self.session: ort.InferenceSession | None = session
         self.inputs = tuple(_info(arg) for arg in session.get_inputs())
         self.outputs = tuple(_info(arg) for arg in session.get_outputs())
+        #: Whether the session records CUDA graphs (only runs through an OrtChain do).
+        self.graphs = graphs
+        #: "fp16" where the backend loaded the stage's proven FP16 variant.
+        self.precision = precision
+        #: A session that records graphs would record one at every plain run, for inputs
+        #: at addresses that change: its plain runs say to skip that.
+        self.run_options = graph_run_options(None) if graphs else None
         self._input = self.inputs[0].name
         self._output = [self.outputs[0].name]
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
         if self.session is None:
             raise RuntimeError("this model was closed")
-        return self.session.run(self._output, {self._input: batch})[0]
+        feed = {self._input: batch, **(extra or {})}
+        return self.session.run(self._output, feed, self.run_options)[0]
 
     def close(self) -> None:
         """Drop the session: ONNX Runtime frees its memory (and a CUDA arena) with it."""
@@ -90,15 +124,35 @@ class OnnxRuntimeStage(LoadedStage):
 
 
 class OnnxRuntimeBackend(Backend):
-    """ONNX Runtime on one execution provider (CPU or CUDA)."""
+    """ONNX Runtime on one execution provider (CPU or CUDA).
 
-    def __init__(self, provider: str = CPU, threads: int | None = None) -> None:
+    ``chain``: chain stages with IO binding (None: on CUDA, where it saves the copies; on
+    the CPU there is no copy to save, but the same code runs there when asked, for tests).
+    ``cuda_graphs``: record CUDA graphs where ``plan_cuda_graphs`` allows. ``variants``: a
+    model file to load in place of a stage's own (its proven FP16 variant), by stage path.
+    """
+
+    def __init__(
+        self,
+        provider: str = CPU,
+        threads: int | None = None,
+        *,
+        chain: bool | None = None,
+        cuda_graphs: bool = True,
+        variants: Mapping[Path, Path] | None = None,
+    ) -> None:
         if provider not in ort.get_available_providers():
             raise UserError(f"ONNX Runtime on this machine has no {provider}")
         self.provider = provider
         self.threads = threads or default_threads()
         self.name = "onnxruntime-" + ("cuda" if provider == CUDA else "cpu")
+        self.chains = provider == CUDA if chain is None else chain
+        self.graph_plan = plan_cuda_graphs(provider, cuda_graphs)
+        self.variants = {path.resolve(): variant for path, variant in (variants or {}).items()}
+        if provider == CUDA:
+            preload_libraries()
         self._stages: list[OnnxRuntimeStage] = []
+        self._chains: list[OrtChain] = []
 
     def session_options(self) -> ort.SessionOptions:
         options = ort.SessionOptions()
@@ -112,23 +166,58 @@ class OnnxRuntimeBackend(Backend):
         return options
 
     def load(self, path: Path) -> LoadedStage:
-        try:
-            session = ort.InferenceSession(
-                str(path), self.session_options(), providers=[self.provider]
-            )
-        except Exception as exc:  # ONNX Runtime raises several unrelated types for bad files
-            raise UserError(f"{path}: not a loadable ONNX model: {first_line(exc)}") from None
+        variant = self.variants.get(path.resolve())
+        source = variant or path
+        session = None
+        if self.graph_plan.enabled:
+            try:
+                session = self._session(source, True)
+            except Exception as exc:  # as below
+                # Most often a node ONNX Runtime put on the CPU, which a graph cannot record.
+                log.warning("%s: no CUDA graphs for this stage: %s", source, first_line(exc))
+        graphs = session is not None
+        if session is None:
+            try:
+                session = self._session(source, False)
+            except Exception as exc:  # ONNX Runtime raises several unrelated types for bad files
+                raise UserError(f"{source}: not a loadable ONNX model: {first_line(exc)}") from None
         # ONNX Runtime quietly uses the CPU when a GPU provider fails to initialise.
         if self.provider not in session.get_providers():
-            raise UserError(f"{path}: ONNX Runtime could not start {self.provider}")
-        stage = OnnxRuntimeStage(session)
+            why = f": {start_failure()}" if self.provider == CUDA else ""
+            raise UserError(f"{path}: ONNX Runtime could not start {self.provider}{why}")
+        stage = OnnxRuntimeStage(session, graphs, "fp16" if variant else "fp32")
         self._stages.append(stage)
         return stage
 
+    def chain(self, models: Sequence[LoadedStage]) -> DeviceChain | None:
+        """An IO-binding chain over ``models``, where this backend chains and at least the
+        first stage's shapes are fixed but for the batch axis."""
+        from installation.engine.ort_chain import OrtChain, linked_stages
+
+        stages = [model for model in models if isinstance(model, OnnxRuntimeStage)]
+        if not self.chains or not stages or len(stages) != len(models):
+            return None
+        if not linked_stages(stages):
+            log.info("stages run one at a time: the first stage's shapes vary")
+            return None
+        device = "cuda" if self.provider == CUDA else "cpu"
+        chain = OrtChain(stages, device, DEVICE_ID)
+        if self.provider == CUDA:
+            log.info("%s: stages chained on the GPU; %s", self.name, self.graph_plan.reason)
+        self._chains.append(chain)
+        return chain
+
     def close(self) -> None:
+        for chain in self._chains:
+            chain.close()
+        self._chains.clear()
         for stage in self._stages:
             stage.close()
         self._stages.clear()
+
+    def _session(self, source: Path, graphs: bool) -> ort.InferenceSession:
+        providers = [(CUDA, provider_options(graphs))] if self.provider == CUDA else [self.provider]
+        return ort.InferenceSession(str(source), self.session_options(), providers=providers)
 
 
 def _info(arg: ort.NodeArg) -> TensorInfo:

@@ -24,14 +24,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-import numpy as np
 import onnxruntime as ort
 
 from installation.engine.backend import CPU, CUDA, Backend, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle
 from installation.engine.bundle_check import check_bundle
 from installation.engine.faults import DeliberateFault, Faults, FaultyPipeline
+from installation.engine.fp16 import proven_variants
 from installation.engine.gpu.cuda import INSTALL_HINT
+from installation.engine.gpu.engine_cache import default_cache_dir
 from installation.engine.pipeline import Pipeline
 from installation.errors import UserError, first_line
 
@@ -44,8 +45,9 @@ ORT_CPU = "onnxruntime-cpu"
 LADDER = (TENSORRT, ORT_CUDA, ORT_CPU)
 #: onnxruntime and onnxruntime-gpu install the same module: one must go before the other comes.
 ORT_GPU_HINT = (
-    "on a kiosk: sudo deploy/setup.sh SHOW --gpu; elsewhere: pip uninstall onnxruntime, "
-    "then pip install 'onnxruntime-gpu<1.27' (the last CUDA 12 builds; driver 525 or newer)"
+    "on a kiosk: sudo deploy/setup.sh SHOW --gpu; elsewhere: pip uninstall onnxruntime, then "
+    "pip install -r deploy/onnxruntime-gpu-cuda13.txt (NVIDIA driver 580 or newer; "
+    "-cuda12.txt from 525); see docs/gpu.md"
 )
 
 
@@ -158,7 +160,7 @@ class BackendLadder:
         pipeline = rung.load()
         if not last:  # a rung with a rung below it must prove itself before the show trusts it
             try:
-                pipeline.run(np.zeros((1, pipeline.bundle.latent_size), dtype=np.float32))
+                pipeline.run(pipeline.neutral_latents(1))
             except BaseException:
                 pipeline.close()
                 raise
@@ -194,7 +196,7 @@ def ladder_for(
     """The rungs a show's ``[engine] backend`` asks for: all of them for "auto", else one."""
     loaders: dict[str, Callable[[], Pipeline]] = {
         TENSORRT: lambda: _tensorrt(bundle, engines),
-        ORT_CUDA: lambda: _onnxruntime_cuda(bundle, threads),
+        ORT_CUDA: lambda: _onnxruntime_cuda(bundle, threads, engines),
         ORT_CPU: lambda: _pipeline(bundle, OnnxRuntimeBackend(CPU, threads)),
     }
     names = LADDER if backend == "auto" else (backend,)
@@ -207,16 +209,19 @@ def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:
     stale engines) is a fault on a PC meant for the GPU."""
     if importlib.util.find_spec("tensorrt") is None:
         raise Absent(f"TensorRT is not installed ({INSTALL_HINT})")
-    from installation.engine.gpu.engine_cache import EngineCache, default_cache_dir
+    from installation.engine.gpu.engine_cache import EngineCache
     from installation.engine.gpu.tensorrt_backend import TensorRTBackend
 
     return _pipeline(bundle, TensorRTBackend(bundle, EngineCache(engines or default_cache_dir())))
 
 
-def _onnxruntime_cuda(bundle: Bundle, threads: int | None) -> Pipeline:
+def _onnxruntime_cuda(bundle: Bundle, threads: int | None, engines: Path | None) -> Pipeline:
+    """The stages chained on the GPU, each in its proven FP16 variant where build-engines
+    made one (kept in the engine cache beside TensorRT's engines), else in FP32."""
     if CUDA not in ort.get_available_providers():
         raise Absent(f"this ONNX Runtime has no {CUDA} ({ORT_GPU_HINT})")
-    return _pipeline(bundle, OnnxRuntimeBackend(CUDA, threads))
+    variants = proven_variants(bundle, engines or default_cache_dir())
+    return _pipeline(bundle, OnnxRuntimeBackend(CUDA, threads, variants=variants))
 
 
 def _pipeline(bundle: Bundle, backend: Backend) -> Pipeline:

@@ -1,11 +1,23 @@
-"""``installation build-engines``: one TensorRT engine per stage, checked before it is kept.
+"""``installation build-engines``: faster forms of each stage, checked before they are kept.
+
+Two kinds, both in the engine cache: the FP16 variants that ONNX Runtime's CUDA rung runs
+(``installation.engine.fp16``; made on any machine, TensorRT or not), and one TensorRT
+engine per stage where TensorRT and a GPU are present.
 
 FP16 engines are about twice as fast but a GAN stage may lose detail or drift in colour in
 half precision, so no engine is trusted on faith: each is run on fresh random latents next to
-ONNX Runtime on the CPU (the reference every other backend is held to), and its largest error
-on the 0..1 scale decides. An FP16 engine over the tolerance is rebuilt in FP32; an engine
-still over it is not stored. The report (precision, error, build time) is kept in the engine's
-sidecar, so what runs in the gallery can be traced back to this check.
+ONNX Runtime on the CPU (the reference every other backend is held to,
+``installation.engine.parity``), alone and then chained with the others, since a later stage
+may amplify an earlier one's error. An FP16 engine over the tolerance is rebuilt in FP32 (when
+the chain is over it, the FP16 engine with the largest error of its own first); an engine
+still over it is not stored. The report (precision, errors alone and end to end, build time)
+is kept in the engine's sidecar, so what runs in the gallery can be traced back to this check.
+
+Half precision is asked for the way the TensorRT in use wants it. From TensorRT 10.12 the
+network is strongly typed: the FP16 variant's ONNX (FP16 inside, float32 at the edges) is
+parsed as it is and TensorRT keeps its types, which TensorRT 11 requires (it has no weakly
+typed networks). Before 10.12, the FP32 ONNX is built with ``BuilderFlag.FP16``, which lets
+TensorRT pick FP16 kernels where it likes.
 """
 
 from __future__ import annotations
@@ -21,21 +33,29 @@ import numpy as np
 
 from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle, StageSpec
-from installation.engine.convention import to_unit
+from installation.engine.fp16 import converter_missing, discard_variants, make_variants, to_fp16
+from installation.engine.gpu.cuda import GpuUnavailable
 from installation.engine.gpu.engine_cache import EngineCache, EngineKey, engine_key
-from installation.engine.gpu.tensorrt_backend import TensorRTBackend
-from installation.engine.pipeline import Pipeline
+from installation.engine.gpu.tensorrt_backend import TensorRTBackend, TensorRTStage, make_builder
+from installation.engine.ort_cuda import release
+from installation.engine.parity import (
+    DEFAULT_TOLERANCE,
+    Sample,
+    end_to_end_error,
+    reference_samples,
+    stage_error,
+)
+from installation.engine.pipeline import Pipeline, Stage
 from installation.errors import UserError
 from installation.files import write_atomic
-from installation.score.trajectory import keyframe
 
-#: Largest accepted difference from ONNX Runtime on the 0..1 scale: about 5 of 255 grey levels.
-DEFAULT_TOLERANCE = 0.02
-#: Latents of the parity check: one batch of the largest profile size.
-PARITY_SAMPLES = 4
+__all__ = ["DEFAULT_TOLERANCE", "StageBuild", "build_engines"]
+
 #: Scratch memory TensorRT may use while choosing kernels; generous, it is given back after.
 WORKSPACE_BYTES = 1 << 30
 CHOICES = ("auto", "fp32")
+#: The first TensorRT whose strongly typed networks replace ``BuilderFlag.FP16``.
+STRONGLY_TYPED_SINCE = (10, 12)
 
 
 @dataclass(frozen=True)
@@ -46,14 +66,19 @@ class StageBuild:
     #: Wall time of the stage, including an FP16 build that was rejected.
     seconds: float
     path: Path
+    #: The chained engines' output against ONNX Runtime's, fed only the latents.
+    end_to_end_error: float
 
 
 @dataclass(frozen=True)
-class _Sample:
-    """A stage's input in its own convention and ONNX Runtime's output for it, NCHW 0..1."""
+class _Candidate:
+    """An engine built and checked alone, not stored yet."""
 
-    batch: np.ndarray
-    expected: np.ndarray
+    spec: StageSpec
+    engine: bytes
+    key: EngineKey
+    error: float
+    seconds: float
 
 
 def build_engines(
@@ -64,43 +89,42 @@ def build_engines(
     tolerance: float = DEFAULT_TOLERANCE,
     say: Callable[[str], object] = print,
 ) -> list[StageBuild]:
-    """Build, check and store an engine for every stage of ``bundle``.
+    """Make the FP16 variants, then build, check and store a TensorRT engine for every stage
+    of ``bundle``; the engines stored (none where TensorRT or a GPU is missing, which is
+    said in one line).
 
-    ``precision`` "auto" builds FP16 where the GPU is fast at it and the result is within
-    ``tolerance``, else FP32; "fp32" builds FP32 only. Without TensorRT or a usable GPU this
-    raises GpuUnavailable before anything slow happens.
+    ``precision`` "auto" makes FP16 where the result is within ``tolerance``, else FP32;
+    "fp32" makes FP32 engines only and removes the FP16 variants.
     """
     if precision not in CHOICES:
         raise ValueError(f"precision must be one of {CHOICES}, not {precision!r}")
-    backend = TensorRTBackend(bundle, cache)
+    seed = int(np.random.default_rng().integers(2**63))
+    if precision == "fp32":
+        discard_variants(bundle, cache.folder)
+    else:
+        make_variants(bundle, cache.folder, seed, tolerance=tolerance, say=say)
     try:
-        seed = int(np.random.default_rng().integers(2**63))
-        samples = _reference_samples(Pipeline.load(bundle, OnnxRuntimeBackend(CPU)), seed)
+        backend = TensorRTBackend(bundle, cache)
+    except GpuUnavailable as exc:
+        say(f"no TensorRT engines: {exc}")
+        return []
+    try:
+        reference = Pipeline.load(bundle, OnnxRuntimeBackend(CPU))
+        try:
+            samples = reference_samples(reference, seed)
+        finally:
+            reference.close()
         builder = _Builder(backend, tolerance, seed, say)
-        return [
+        candidates = [
             builder.build(
                 spec, sample, f"stage {number}/{len(bundle.stages)} {spec.name}:", precision
             )
             for number, (spec, sample) in enumerate(zip(bundle.stages, samples, strict=True), 1)
         ]
+        candidates, chained = builder.check_chain(candidates, samples)
+        return [builder.store(candidate, chained) for candidate in candidates]
     finally:
         backend.close()
-
-
-def _reference_samples(reference: Pipeline, seed: int) -> list[_Sample]:
-    """Every stage's input and ONNX Runtime's output for random latents (drawn like a show's
-    keyframes from ``seed``, so the bundle's latent distribution is respected and a failed
-    check can be replayed), each stage fed the reference output of the one before, so that
-    errors do not add up along the chain."""
-    bundle = reference.bundle
-    latents = np.stack(
-        [
-            keyframe(seed, index, bundle.latent_size, bundle.latent_distribution)
-            for index in range(PARITY_SAMPLES)
-        ]
-    )
-    batch = latents.reshape((PARITY_SAMPLES, *bundle.stages[0].input_shape))
-    return [_Sample(inputs, expected) for inputs, expected in reference.walk(batch)]
 
 
 class _Builder:
@@ -114,47 +138,98 @@ class _Builder:
         self.tolerance = tolerance
         self.seed = seed
         self.say = say
-        self.builder = self.trt.Builder(backend.logger)
+        self.builder = make_builder(self.trt, backend.logger)
         self.version: str = self.trt.__version__
+        self.strongly_typed = strongly_typed(self.trt)
         self.timing_path = backend.cache.timing_cache_path(backend.gpu, self.version)
         self.timing = self._load_timing_cache()
+        self._samples: dict[str, Sample] = {}
 
-    def build(self, spec: StageSpec, sample: _Sample, label: str, precision: str) -> StageBuild:
-        """Build an engine for one stage, FP16 first where allowed, check it, store it."""
+    def build(self, spec: StageSpec, sample: Sample, label: str, precision: str) -> _Candidate:
+        """Build an engine for one stage, FP16 first where allowed, and check it alone."""
         started = time.monotonic()
-        wanted = "fp16" if precision == "auto" and self.builder.platform_has_fast_fp16 else "fp32"
+        self._samples[spec.name] = sample
+        fast = getattr(self.builder, "platform_has_fast_fp16", True)
+        wanted = "fp16" if precision == "auto" and fast else "fp32"
+        missing = converter_missing() if self.strongly_typed else None
+        if wanted == "fp16" and missing:
+            self.say(f"{label} {missing}: FP32 only")
+            wanted = "fp32"
         self.say(f"{label} building {wanted.upper()} engine ...")
-        engine, key = self._build(spec, wanted)
-        error = self._error(spec, engine, sample)
-        if wanted == "fp16" and error > self.tolerance:
-            self.say(f"{label} FP16 error {error:.3f} > {self.tolerance}: rebuilding in FP32")
-            engine, key = self._build(spec, "fp32")
-            error = self._error(spec, engine, sample)
-        if error > self.tolerance:
+        candidate = self._candidate(spec, wanted, started)
+        if candidate.error > self.tolerance and wanted == "fp16":
+            self.say(
+                f"{label} FP16 error {candidate.error:.3f} > {self.tolerance}: rebuilding in FP32"
+            )
+            candidate = self._candidate(spec, "fp32", started)
+        if candidate.error > self.tolerance:
             raise UserError(
                 f"{spec.path}: its FP32 TensorRT engine differs from ONNX Runtime by "
-                f"{error:.3f} (> {self.tolerance}); no engine stored"
+                f"{candidate.error:.3f} (> {self.tolerance}); no engine stored"
             )
-        seconds = time.monotonic() - started
+        return candidate
+
+    def check_chain(
+        self, candidates: list[_Candidate], samples: list[Sample]
+    ) -> tuple[list[_Candidate], float]:
+        """The engines chained on the GPU against ONNX Runtime end to end; while over the
+        tolerance, the FP16 engine with the largest error alone is rebuilt in FP32."""
+        while True:
+            error = self._end_to_end(candidates, samples)
+            if error <= self.tolerance:
+                return candidates, error
+            halves = [c for c in candidates if c.key.precision == "fp16"]
+            if not halves:
+                raise UserError(
+                    f"{candidates[-1].spec.path}: the chained FP32 TensorRT engines differ "
+                    f"from ONNX Runtime by {error:.3f} (> {self.tolerance}); no engine stored"
+                )
+            worst = max(halves, key=lambda c: c.error)
+            self.say(
+                f"{worst.spec.name}: chained error {error:.3f} > {self.tolerance}: "
+                "rebuilding in FP32"
+            )
+            rebuilt = self._candidate(worst.spec, "fp32", time.monotonic() - worst.seconds)
+            candidates = [rebuilt if c is worst else c for c in candidates]
+
+    def store(self, candidate: _Candidate, chained: float) -> StageBuild:
+        seconds = round(candidate.seconds, 3)
         report = {
-            "precision": key.precision,
-            "max_abs_error": error,
+            "precision": candidate.key.precision,
+            "max_abs_error": candidate.error,
+            "end_to_end_max_abs_error": chained,
             "tolerance": self.tolerance,
             "parity_seed": self.seed,
-            "build_seconds": round(seconds, 3),
+            "strongly_typed": self.strongly_typed,
+            "build_seconds": seconds,
             "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
         }
-        path = self.backend.cache.store(spec.name, key, engine, report)
+        spec, key = candidate.spec, candidate.key
+        path = self.backend.cache.store(spec.name, key, candidate.engine, report)
         self.say(
-            f"{label} {key.precision.upper()}, max abs error {error:.4f}, "
-            f"built in {seconds:.1f} s: {path}"
+            f"{spec.name}: {key.precision.upper()}, max abs error {candidate.error:.4f} "
+            f"(end to end {chained:.4f}), built in {seconds:.1f} s: {path}"
         )
-        return StageBuild(spec.name, key.precision, error, seconds, path)
+        return StageBuild(spec.name, key.precision, candidate.error, seconds, path, chained)
+
+    def _candidate(self, spec: StageSpec, precision: str, started: float) -> _Candidate:
+        engine, key = self._build(spec, precision)
+        error = self._error(spec, engine, self._samples[spec.name])
+        return _Candidate(spec, engine, key, error, time.monotonic() - started)
 
     def _build(self, spec: StageSpec, precision: str) -> tuple[bytes, EngineKey]:
-        network = self.builder.create_network(0)  # TensorRT 10: always explicit batch
-        parser = self.trt.OnnxParser(network, self.backend.logger)
-        if not parser.parse_from_file(str(spec.path)):
+        trt = self.trt
+        flags = (
+            1 << int(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED) if self.strongly_typed else 0
+        )
+        network = self.builder.create_network(flags)  # TensorRT 10: always explicit batch
+        parser = trt.OnnxParser(network, self.backend.logger)
+        if self.strongly_typed and precision == "fp16":
+            # The types are the network's: FP16 inside, as the converter made them.
+            parsed = parser.parse(to_fp16(spec.path), str(spec.path))
+        else:
+            parsed = parser.parse_from_file(str(spec.path))
+        if not parsed:
             raise UserError(
                 f"{spec.path}: TensorRT cannot parse this ONNX model: {_parse_error(parser)}"
             )
@@ -162,7 +237,7 @@ class _Builder:
         key = engine_key(
             spec, self.backend.gpu, self.version, precision, None if batch < 0 else batch
         )
-        serialized = self.builder.build_serialized_network(network, self._config(key))
+        serialized = self.builder.build_serialized_network(network, self._config(spec, key))
         if serialized is None:
             raise UserError(
                 f"{spec.path}: TensorRT could not build a {precision.upper()} engine "
@@ -171,18 +246,22 @@ class _Builder:
         write_atomic(self.timing_path, bytes(self.timing.serialize()))
         return bytes(serialized), key
 
-    def _config(self, key: EngineKey) -> Any:
+    def _config(self, spec: StageSpec, key: EngineKey) -> Any:
         trt = self.trt
         config = self.builder.create_builder_config()
         config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, WORKSPACE_BYTES)
-        if key.precision == "fp16":
+        if key.precision == "fp16" and not self.strongly_typed:
             config.set_flag(trt.BuilderFlag.FP16)
-        else:
+        elif key.precision == "fp32":
             # TF32 (on by default) rounds to FP16's mantissa: FP32 should mean FP32 here.
             config.clear_flag(trt.BuilderFlag.TF32)
         profile = self.builder.create_optimization_profile()
         profile.set_shape(key.input_name, key.min_shape, key.opt_shape, key.max_shape)
-        config.add_optimization_profile(profile)
+        if config.add_optimization_profile(profile) < 0:
+            raise UserError(
+                f"{spec.path}: TensorRT refused the input profile of {key.input_name!r} "
+                f"({key.min_shape} to {key.max_shape}): the model's input has another shape"
+            )
         if not config.set_timing_cache(self.timing, False):  # False: refuse another device's
             # Measured on another device after all: measure again rather than trust it.
             self.timing = config.create_timing_cache(b"")
@@ -197,14 +276,36 @@ class _Builder:
         config = self.builder.create_builder_config()
         return config.create_timing_cache(data) or config.create_timing_cache(b"")
 
-    def _error(self, spec: StageSpec, engine: bytes, sample: _Sample) -> float:
+    def _error(self, spec: StageSpec, engine: bytes, sample: Sample) -> float:
         """Largest difference from ONNX Runtime on the 0..1 scale."""
         stage = self.backend.stage(spec, engine)
         try:
-            raw = stage.run(sample.batch)
+            return stage_error(stage.run(sample.batch, sample.extra), spec, sample)
         finally:
             stage.close()
-        return float(np.max(np.abs(to_unit(raw, spec.layout, spec.range) - sample.expected)))
+
+    def _end_to_end(self, candidates: list[_Candidate], samples: list[Sample]) -> float:
+        """The candidates loaded together and chained as the show runs them."""
+        stages: list[TensorRTStage] = []
+        try:
+            for candidate in candidates:
+                stages.append(self.backend.stage(candidate.spec, candidate.engine))
+            pipeline = Pipeline(
+                self.backend.bundle,
+                [Stage(c.spec, stage) for c, stage in zip(candidates, stages, strict=True)],
+                self.backend.name,
+                self.backend.chain(stages),
+            )
+            return end_to_end_error(pipeline, samples)
+        finally:
+            for stage in stages:
+                stage.close()
+
+
+def strongly_typed(trt: Any) -> bool:
+    """Whether to build strongly typed networks with this TensorRT module."""
+    flags = getattr(trt, "NetworkDefinitionCreationFlag", None)
+    return release(trt.__version__) >= STRONGLY_TYPED_SINCE and hasattr(flags, "STRONGLY_TYPED")
 
 
 def _parse_error(parser: Any) -> str:

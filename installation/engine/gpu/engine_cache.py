@@ -7,6 +7,10 @@ was built for (``EngineKey``) and the sha256 of its bytes, and ``EngineCache.loa
 engine only when the sidecar equals the key the runtime wants and the bytes are intact.
 Otherwise it raises ``StaleEngine``, naming what differs and what to run.
 
+The FP16 variants of the stages that ONNX Runtime's CUDA provider runs
+(``installation.engine.fp16``) are kept the same way in the same folder, under their own
+entry names and file suffix, with their own key (the source ONNX and the converter).
+
 Pure Python (no TensorRT, no CUDA), so all of it is tested on any machine.
 """
 
@@ -19,7 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from installation.engine.bundle import StageSpec
 from installation.engine.gpu.cuda import GpuInfo
@@ -36,13 +40,29 @@ PRECISIONS = ("fp16", "fp32")
 
 ENGINE = ".engine"
 SIDECAR = ".json"
+#: What a cache may hold besides its sidecars: TensorRT engines and ONNX models.
+ARTIFACTS = (ENGINE, ".onnx")
 _DIGEST_CHARS = 16
 
 Shape = tuple[int, ...]
 
 
+class CacheKey:
+    """What a key of a cache entry can do: a frozen dataclass whose fields say everything
+    the entry was made for."""
+
+    def fields_json(self) -> dict[str, Any]:
+        """The fields as JSON would give them back (tuples as lists)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    def digest(self) -> str:
+        """sha256 of the canonical JSON of all fields."""
+        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
-class EngineKey:
+class EngineKey(CacheKey):
     """Everything an engine was built for; an engine is used only for an identical key.
 
     - ``onnx_sha256``: the engine is a compiled copy of these exact weights; a retrained or
@@ -64,15 +84,6 @@ class EngineKey:
     min_shape: Shape
     opt_shape: Shape
     max_shape: Shape
-
-    def fields_json(self) -> dict[str, Any]:
-        """The fields as JSON would give them back (tuples as lists)."""
-        return json.loads(json.dumps(asdict(self)))
-
-    def digest(self) -> str:
-        """sha256 of the canonical JSON of all fields."""
-        text = json.dumps(asdict(self), sort_keys=True, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
 
 
 def profile_shapes(item_shape: Shape, fixed_batch: int | None = None) -> tuple[Shape, Shape, Shape]:
@@ -129,12 +140,17 @@ def default_cache_dir() -> Path:
     return root / "installation" / "engines"
 
 
+Key = TypeVar("Key", bound=CacheKey)
+
+
 class StaleEngine(UserError):
     """No engine in the cache may be used for a stage; the message says why and what to run."""
 
-    def __init__(self, stage: str, folder: Path, reason: str) -> None:
+    def __init__(
+        self, stage: str, folder: Path, reason: str, what: str = "TensorRT engine"
+    ) -> None:
         super().__init__(
-            f"stage {stage!r}: no usable TensorRT engine in {folder}: {reason}; "
+            f"stage {stage!r}: no usable {what} in {folder}: {reason}; "
             "run installation build-engines SHOW"
         )
         self.stage = stage
@@ -145,21 +161,26 @@ class EngineCache:
     """A folder of ``<stage>-<digest[:16]>.engine`` files, each with a ``.json`` sidecar.
 
     It never grows: storing an engine for a stage removes every other entry of that stage
-    (other precision, other GPU, older ONNX).
+    (other precision, other GPU, older ONNX). ``suffix`` and ``what`` make the same kind of
+    cache for other artifacts (ONNX models: ``.onnx``), named in its refusals.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, suffix: str = ENGINE, what: str = "TensorRT engine") -> None:
+        if suffix not in ARTIFACTS:
+            raise ValueError(f"suffix must be one of {ARTIFACTS}, not {suffix!r}")
         self.folder = folder
+        self.suffix = suffix
+        self.what = what
 
     def store(
-        self, stage_name: str, key: EngineKey, engine_bytes: bytes, report: dict[str, Any]
+        self, stage_name: str, key: CacheKey, engine_bytes: bytes, report: dict[str, Any]
     ) -> Path:
         """Keep an engine built for ``key`` with its build report; returns the engine's path.
 
         The sidecar is written last, so an entry is complete before it can be loaded.
         """
         self.folder.mkdir(parents=True, exist_ok=True)
-        engine = self._path(stage_name, key, ENGINE)
+        engine = self._path(stage_name, key, self.suffix)
         sidecar = self._path(stage_name, key, SIDECAR)
         record = {
             "stage": stage_name,
@@ -175,18 +196,29 @@ class EngineCache:
                 path.unlink(missing_ok=True)
         return engine
 
-    def load(self, stage_name: str, keys: Sequence[EngineKey]) -> tuple[bytes, EngineKey]:
+    def discard(self, stage_name: str) -> None:
+        """Remove every entry of a stage (a check it no longer passes must not leave an
+        older one in use)."""
+        for path in self._entries(stage_name, with_temporary=True):
+            path.unlink(missing_ok=True)
+
+    def path(self, stage_name: str, key: CacheKey) -> Path:
+        """Where the artifact for ``key`` is (or would be) kept: for a runtime that loads
+        files, once ``load`` has checked them."""
+        return self._path(stage_name, key, self.suffix)
+
+    def load(self, stage_name: str, keys: Sequence[Key]) -> tuple[bytes, Key]:
         """The engine of the first of ``keys`` (best first) that is stored intact, exactly
         for that key; StaleEngine naming the stage and the reason otherwise."""
         for key in keys:
             record = _read_record(self._path(stage_name, key, SIDECAR))
-            engine = self._path(stage_name, key, ENGINE)
+            engine = self._path(stage_name, key, self.suffix)
             if record is None or record.get("key") != key.fields_json() or not engine.is_file():
                 continue
             data = engine.read_bytes()
             if hashlib.sha256(data).hexdigest() == record.get("engine_sha256"):
                 return data, key
-        raise StaleEngine(stage_name, self.folder, self._why_not(stage_name, keys))
+        raise StaleEngine(stage_name, self.folder, self._why_not(stage_name, keys), self.what)
 
     def timing_cache_path(self, gpu: GpuInfo, tensorrt_version: str) -> Path:
         """The builder's timing cache for this GPU model and TensorRT version: it holds
@@ -195,7 +227,7 @@ class EngineCache:
             f"timing-{_file_part(gpu.name)}-sm{gpu.compute_capability}-trt{tensorrt_version}.cache"
         )
 
-    def _path(self, stage_name: str, key: EngineKey, suffix: str) -> Path:
+    def _path(self, stage_name: str, key: CacheKey, suffix: str) -> Path:
         return self.folder / f"{_file_part(stage_name)}-{key.digest()[:_DIGEST_CHARS]}{suffix}"
 
     def _entries(self, stage_name: str, with_temporary: bool = False) -> list[Path]:
@@ -204,24 +236,24 @@ class EngineCache:
         dot, tmp = (r"\.?", r"(\.\d+\.tmp)?") if with_temporary else ("", "")
         pattern = re.compile(
             rf"{dot}{re.escape(_file_part(stage_name))}-[0-9a-f]{{{_DIGEST_CHARS}}}"
-            rf"({re.escape(ENGINE)}|{re.escape(SIDECAR)}){tmp}"
+            rf"({re.escape(self.suffix)}|{re.escape(SIDECAR)}){tmp}"
         )
         if not self.folder.is_dir():
             return []
         return sorted(path for path in self.folder.iterdir() if pattern.fullmatch(path.name))
 
-    def _why_not(self, stage_name: str, keys: Sequence[EngineKey]) -> str:
+    def _why_not(self, stage_name: str, keys: Sequence[CacheKey]) -> str:
         """Why none of ``keys`` could be loaded, from whatever entry the stage has."""
         entries = self._entries(stage_name)
         sidecars = [path for path in entries if path.suffix == SIDECAR]
         if not sidecars:
-            return "its engine has no record (.json)" if entries else "never built"
+            return f"its {self.noun} has no record (.json)" if entries else "never built"
         record = _read_record(sidecars[0])
         recorded = record.get("key") if record else None
         if not isinstance(recorded, dict):
             return f"its record {sidecars[0].name} is unreadable"
         wanted = [key.fields_json() for key in keys]
-        for field in fields(EngineKey):
+        for field in fields(keys[0]):
             choices = [key[field.name] for key in wanted]
             if recorded.get(field.name) not in choices:
                 return _mismatch(field.name, recorded.get(field.name), choices[0])
@@ -230,10 +262,15 @@ class EngineCache:
         key = keys[wanted.index(recorded)]
         if sidecars[0] != self._path(stage_name, key, SIDECAR):
             return f"its record {sidecars[0].name} was changed after the build"
-        engine = sidecars[0].with_suffix(ENGINE)
+        engine = sidecars[0].with_suffix(self.suffix)
         if not engine.is_file():
-            return "its engine file is missing"
-        return "its engine file is corrupt or truncated (sha256 differs from its record)"
+            return f"its {self.noun} file is missing"
+        return f"its {self.noun} file is corrupt or truncated (sha256 differs from its record)"
+
+    @property
+    def noun(self) -> str:
+        """The last word of ``what``: "engine", "variant"."""
+        return self.what.split()[-1]
 
 
 def _mismatch(field: str, recorded: Any, wanted: Any) -> str:
@@ -246,6 +283,8 @@ def _mismatch(field: str, recorded: Any, wanted: Any) -> str:
         return "the ONNX file changed since its engine was built"
     if field == "precision":
         return f"built in another precision ({recorded})"
+    if field in ("converter", "onnxruntime_version"):
+        return f"made with another {field.replace('_', ' ')} ({recorded}, this is {wanted})"
     return f"built for another input ({field} {recorded}, wanted {wanted})"
 
 
