@@ -1,13 +1,16 @@
 #!/bin/sh
 # Set up (or remove) the installation on a fresh Debian 12 / Ubuntu 22.04+ exhibition PC.
 #
-#   sudo deploy/setup.sh SHOW [--gpu]    install or update, then reboot
-#   sudo deploy/setup.sh --uninstall     remove everything this script installed
+#   sudo deploy/setup.sh SHOW [--gpu [--wheels DIR]]   install or update, then reboot
+#   sudo deploy/setup.sh --uninstall                   remove everything this script installed
 #
 # SHOW is a show folder (show.toml and the bundle folder it names, relative to it), or a show
 # file (e.g. shows/default.toml), installed as show.toml with its bundle copied next to it.
-# --gpu installs ONNX Runtime's CUDA 12 build (NVIDIA driver 525 or newer) and, where NVIDIA's
-# package index can be reached, TensorRT, then builds the show's TensorRT engines for this GPU.
+# --gpu installs ONNX Runtime's CUDA build with CUDA and cuDNN, all from PyPI: the CUDA 13 build
+# on NVIDIA driver 580 or newer, else the CUDA 12 build (driver 525 or newer). TensorRT comes
+# only from NVIDIA's package index, where that can be reached, or from --wheels DIR, a folder
+# of wheels brought along (pip download them elsewhere: docs/gpu.md); with it, the show's
+# TensorRT engines are built for this GPU. nvidia_uvm is loaded at boot for the sandboxed unit.
 # Python 3.11 or newer is needed; PYTHON=python3.11 names another interpreter than python3.
 # What each step does and why: docs/kiosk.md. Safe to run again: every step is idempotent.
 set -eu
@@ -18,9 +21,12 @@ UNITS="installation.service installation-display.service"
 HERE=$(cd "$(dirname "$0")" && pwd)
 PROJECT=$(dirname "$HERE")
 PYTHON=${PYTHON:-python3}
-# The last ONNX Runtime CUDA build on PyPI for CUDA 12 is 1.26; 1.27 and later need CUDA 13.
-ORT_GPU="onnxruntime-gpu>=1.17,<1.27"
 NVIDIA_INDEX=https://pypi.nvidia.com
+# Before the show starts: nvidia_uvm loaded at boot, its device files made (docs/gpu.md).
+NVIDIA_UNIT=installation-nvidia.service
+MODULES_CONF=/etc/modules-load.d/installation-nvidia.conf
+# ONNX Runtime wheels are downloaded here before the installed one is removed.
+WHEELHOUSE=$PREFIX/wheels.tmp
 
 die() { echo "setup: $*" >&2; exit 2; }
 say() { echo "setup: $*"; }
@@ -45,7 +51,7 @@ reload_systemd() {
 }
 
 uninstall() {
-    for unit in $UNITS; do
+    for unit in $UNITS $NVIDIA_UNIT; do
         systemctl disable --now "$unit" 2>/dev/null || true
         rm -f "/etc/systemd/system/$unit"
     done
@@ -54,7 +60,7 @@ uninstall() {
     if id "$USER_NAME" >/dev/null 2>&1; then
         userdel "$USER_NAME"
     fi
-    rm -f /usr/local/bin/installation
+    rm -f /usr/local/bin/installation "$MODULES_CONF"
     say "removed. The boot target stays multi-user.target; for a desktop again:"
     say "  systemctl set-default graphical.target"
     say "consoleblank=0 stays on the kernel command line (/etc/default/grub) if it was added."
@@ -69,15 +75,29 @@ if [ "${1:-}" = "--uninstall" ]; then
 fi
 
 SHOW=${1:-}
-GPU=${2:-}
-[ -n "$SHOW" ] || die "usage: $0 SHOW_FOLDER|SHOW_FILE [--gpu] | --uninstall"
+[ -n "$SHOW" ] || die "usage: $0 SHOW_FOLDER|SHOW_FILE [--gpu [--wheels DIR]] | --uninstall"
+shift
+GPU=
+WHEELS=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --gpu) GPU=--gpu ;;
+        --wheels)
+            [ $# -ge 2 ] && [ -d "$2" ] || die "--wheels needs a folder of wheels"
+            WHEELS=$(cd "$2" && pwd)
+            shift
+            ;;
+        *) die "unknown option $1" ;;
+    esac
+    shift
+done
+[ -z "$WHEELS" ] || [ -n "$GPU" ] || die "--wheels goes with --gpu"
 if [ -d "$SHOW" ]; then
     [ -f "$SHOW/show.toml" ] || die "$SHOW/show.toml not found: a show folder holds show.toml\
  and its bundle; or name a show file (e.g. shows/default.toml)"
 elif [ ! -f "$SHOW" ]; then
     die "$SHOW not found: name a show folder (with show.toml) or a show file"
 fi
-[ -z "$GPU" ] || [ "$GPU" = "--gpu" ] || die "unknown option $GPU"
 need_root
 
 say "packages: Python, cage (the kiosk compositor) with Xwayland, the Wayland, EGL and Mesa"
@@ -111,29 +131,80 @@ rsync -a --delete --exclude /.git --exclude /.venv --exclude /venv --exclude /bu
 [ -d "$PREFIX/venv" ] || "$PYTHON" -m venv "$PREFIX/venv"
 PIP="$PREFIX/venv/bin/pip"
 "$PIP" install --quiet --upgrade pip
-"$PIP" install --quiet "$PREFIX/app[kiosk]"
-# onnxruntime and onnxruntime-gpu are one module in two packages: installing one over the other
-# and uninstalling either deletes files the other needs. So both go, then exactly one comes
-# back, whole.
-ORT=onnxruntime
+# The NVIDIA driver's release (e.g. 580.65.06) from its kernel module, empty without one.
+# Not nvidia-smi: after a driver update without a reboot it fails, and on a sick GPU it hangs.
+DRIVER=$(awk '/Kernel Module/ {
+    for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+[.][0-9]/) { print $i; exit } }' \
+    /proc/driver/nvidia/version 2>/dev/null)
+# Which ONNX Runtime, and the extra (TensorRT, cuda-python) for the same CUDA.
+ORT="onnxruntime"
+CUDA=
 if [ "$GPU" = "--gpu" ]; then
-    ORT=$ORT_GPU
-    # TensorRT's libraries come only from NVIDIA's index: asked once, quickly, before pip
-    # would spend minutes retrying it. Without it, cuda-python alone (as the gpu extra pins it).
-    if "$PIP" index versions --retries 0 --timeout 20 --index-url "$NVIDIA_INDEX" \
-        tensorrt-cu12-libs >/dev/null 2>&1; then
-        "$PIP" install --quiet --extra-index-url "$NVIDIA_INDEX" "$PREFIX/app[kiosk,gpu]"
+    if [ -z "$DRIVER" ]; then
+        CUDA=12
+        say "no NVIDIA driver loaded: ONNX Runtime's CUDA 12 build, which runs on the most"
+        say "  drivers (525 or newer); run setup.sh --gpu again once the driver is in"
+    elif [ "${DRIVER%%.*}" -ge 580 ]; then
+        CUDA=13
+    elif [ "${DRIVER%%.*}" -ge 525 ]; then
+        CUDA=12
     else
-        "$PIP" install --quiet "cuda-python>=12.9.1,<13"
-        say "TensorRT NOT installed: NVIDIA's package index ($NVIDIA_INDEX) did not answer."
-        say "  The show runs on ONNX Runtime's CUDA provider; run setup.sh --gpu again with"
-        say "  internet access to add TensorRT (docs/gpu.md)."
+        say "NVIDIA driver $DRIVER is older than 525, which CUDA 12 needs: ONNX Runtime runs"
+        say "  on the CPU. Install driver 580 or newer and run setup.sh --gpu again."
     fi
 fi
+# Every pip below also looks in the wheels brought along.
+if [ -n "$WHEELS" ]; then
+    export PIP_FIND_LINKS="$WHEELS"
+fi
+if [ -n "$CUDA" ]; then
+    ORT="-r $PREFIX/app/deploy/onnxruntime-gpu-cuda$CUDA.txt"
+    say "GPU: driver ${DRIVER:-none}, ONNX Runtime's CUDA $CUDA build with CUDA and cuDNN from PyPI"
+    # TensorRT's libraries come only from NVIDIA's index (its PyPI packages are placeholders
+    # that download from there), or from the wheels brought along. The index is asked once,
+    # quickly, before pip would spend minutes retrying it.
+    if [ -n "$WHEELS" ]; then
+        "$PIP" install --quiet "$PREFIX/app[kiosk,gpu-cuda$CUDA]"
+    elif "$PIP" index versions --retries 0 --timeout 20 --index-url "$NVIDIA_INDEX" \
+        "tensorrt-cu$CUDA-libs" >/dev/null 2>&1; then
+        "$PIP" install --quiet --extra-index-url "$NVIDIA_INDEX" "$PREFIX/app[kiosk,gpu-cuda$CUDA]"
+    else
+        "$PIP" install --quiet "$PREFIX/app[kiosk]"
+        say "TensorRT NOT installed: NVIDIA's package index ($NVIDIA_INDEX) did not answer."
+        say "  The show runs on ONNX Runtime's CUDA provider; for TensorRT run setup.sh --gpu"
+        say "  again with access to it, or with --wheels DIR (docs/gpu.md)."
+    fi
+else
+    "$PIP" install --quiet "$PREFIX/app[kiosk]"
+fi
+
+# onnxruntime and onnxruntime-gpu are one module in two packages: installing one over the other
+# and uninstalling either deletes files the other needs. So the wheels come first (a failed
+# download removes nothing), then both packages go, then exactly one comes back, whole, and
+# must import; if the CUDA build does not, the CPU build comes back instead.
+ort_works() {
+    "$PREFIX/venv/bin/python" -c 'import onnxruntime; onnxruntime.InferenceSession; print(
+        "setup: ONNX Runtime", onnxruntime.__version__,
+        ", ".join(onnxruntime.get_available_providers()))'
+}
+rm -rf "$WHEELHOUSE"
+# shellcheck disable=SC2086 # ORT is "onnxruntime" or "-r FILE": split on purpose
+if ! { "$PIP" download --quiet --dest "$WHEELHOUSE" $ORT &&
+    "$PIP" download --quiet --no-deps --dest "$WHEELHOUSE" onnxruntime; }; then
+    die "ONNX Runtime could not be downloaded (see above); run setup.sh again once PyPI answers"
+fi
 "$PIP" uninstall --quiet --yes onnxruntime onnxruntime-gpu 2>/dev/null || true
-"$PIP" install --quiet "$ORT"
-"$PREFIX/venv/bin/python" -c 'import onnxruntime; print("setup: ONNX Runtime",
-    onnxruntime.__version__, ", ".join(onnxruntime.get_available_providers()))'
+# shellcheck disable=SC2086
+if ! { "$PIP" install --quiet --no-index --find-links "$WHEELHOUSE" $ORT && ort_works; }; then
+    [ "$ORT" = onnxruntime ] && die "ONNX Runtime does not install or import (see above)"
+    say "ONNX RUNTIME'S CUDA BUILD DID NOT INSTALL OR IMPORT (see above): THE CPU BUILD INSTEAD"
+    "$PIP" uninstall --quiet --yes onnxruntime onnxruntime-gpu 2>/dev/null || true
+    if ! { "$PIP" install --quiet --no-index --find-links "$WHEELHOUSE" onnxruntime && ort_works; }
+    then
+        die "ONNX Runtime does not import even as the CPU build (see above)"
+    fi
+fi
+rm -rf "$WHEELHOUSE"
 # So that staff can type `installation status` in any shell.
 ln -sf "$PREFIX/venv/bin/installation" /usr/local/bin/installation
 
@@ -169,12 +240,12 @@ chmod -R u=rwX,go=rX "$PREFIX"
 CACHE=/var/cache/installation
 install -d -o "$USER_NAME" -g "$USER_NAME" -m 0750 "$CACHE"
 if [ "$GPU" = "--gpu" ] && ! [ -e /dev/nvidiactl ]; then
-    say "no NVIDIA GPU here (/dev/nvidiactl): TensorRT engines NOT built; run setup.sh --gpu"
-    say "  again on the exhibition PC, with its driver loaded"
-elif [ "$GPU" = "--gpu" ] && ! "$PREFIX/venv/bin/python" -c 'import tensorrt' 2>/dev/null; then
-    say "TensorRT engines NOT built: TensorRT is not installed (see above)"
-elif [ "$GPU" = "--gpu" ]; then
-    say "TensorRT engines for this GPU (minutes; as $USER_NAME, where the service reads them)"
+    say "no NVIDIA GPU here (/dev/nvidiactl): TensorRT engines NOT built, nor FP16 variants;"
+    say "  run setup.sh --gpu again on the exhibition PC, with its driver loaded"
+elif [ -n "$CUDA" ]; then
+    # Without TensorRT it still makes the FP16 variants the ONNX Runtime CUDA rung runs.
+    say "FP16 variants and TensorRT engines for this GPU (minutes; as $USER_NAME, where the"
+    say "  service reads them)"
     runuser -u "$USER_NAME" -- env XDG_CACHE_HOME="$CACHE" CUDA_CACHE_PATH="$CACHE/nvidia" \
         "$PREFIX/venv/bin/installation" build-engines "$PREFIX/show/show.toml"
 fi
@@ -185,9 +256,25 @@ say "systemd units"
 for unit in $UNITS; do
     install -m 0644 "$HERE/$unit" "/etc/systemd/system/$unit"
 done
+ENABLE=$UNITS
+# The show's sandbox admits /dev/nvidia-uvm only if nvidia_uvm is loaded when the show starts,
+# and cannot load it itself (NoNewPrivileges= stops CUDA's setuid nvidia-modprobe): so the
+# module is loaded at boot, and a unit makes the device files before the show starts.
+if [ -n "$CUDA" ]; then
+    say "nvidia_uvm loaded at boot ($MODULES_CONF), device files by $NVIDIA_UNIT"
+    echo "# deploy/setup.sh --gpu: CUDA's unified memory module, for the sandboxed show" \
+        >"$MODULES_CONF"
+    echo nvidia_uvm >>"$MODULES_CONF"
+    install -m 0644 "$HERE/$NVIDIA_UNIT" "/etc/systemd/system/$NVIDIA_UNIT"
+    ENABLE="$ENABLE $NVIDIA_UNIT"
+else
+    systemctl disable "$NVIDIA_UNIT" 2>/dev/null || true
+    rm -f "$MODULES_CONF" "/etc/systemd/system/$NVIDIA_UNIT"
+fi
 reload_systemd
 systemd-analyze verify /etc/systemd/system/installation.service
-systemctl enable $UNITS
+# shellcheck disable=SC2086 # a list of units
+systemctl enable $ENABLE
 
 say "boot to the console, not a desktop: the compositor takes the screen"
 systemctl set-default multi-user.target

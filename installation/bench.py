@@ -17,11 +17,11 @@ import numpy as np
 from installation.display import make_display
 from installation.engine.convention import from_unit
 from installation.engine.ladder import BackendLadder
+from installation.engine.mapping import conductor_for
 from installation.engine.pipeline import Pipeline
 from installation.errors import UserError, first_line
 from installation.player import play
 from installation.progress import Progress
-from installation.score.conductor import Conductor
 from installation.score.show import Show
 
 WARMUP = 10
@@ -48,9 +48,12 @@ class DisplayRow:
     generated_fps: float
 
 
-def median_seconds(run: Callable[[], object], budget: float, minimum: int = 20) -> float:
-    """Median wall time of ``run`` over at least ``minimum`` calls or ``budget`` seconds."""
-    for _ in range(WARMUP):
+def median_seconds(
+    run: Callable[[], object], budget: float, minimum: int = 20, warmup: int = WARMUP
+) -> float:
+    """Median wall time of ``run`` over at least ``minimum`` calls or ``budget`` seconds,
+    after ``warmup`` calls (kernels chosen, memory allocated) that are not counted."""
+    for _ in range(warmup):
         run()
     times: list[float] = []
     deadline = time.perf_counter() + budget
@@ -92,7 +95,7 @@ def bench_stages(
                 )
             )
             progress.advance()
-    latents = rng.standard_normal((1, pipeline.bundle.latent_size), dtype=np.float32)
+    latents = rng.standard_normal((1, pipeline.bundle.input_size), dtype=np.float32)
     # A scene may stop the chain early: each shorter chain is a rate the show can choose.
     for count in range(1, len(pipeline.stages) + 1):
         seconds = median_seconds(lambda c=count: pipeline.run(latents, stages=c), budget)
@@ -106,7 +109,7 @@ def bench_stages(
 def bench_display(pipeline: Pipeline, show: Show, fps: float, seconds: float) -> DisplayRow:
     """Run the real show loop headless while the worker generates, and measure its ticks."""
     bundle = pipeline.bundle
-    conductor = Conductor(show, bundle.latent_size, bundle.latent_distribution)
+    conductor = conductor_for(show, bundle)
     display = make_display("headless")
     display.open("bench")
     try:

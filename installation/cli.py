@@ -149,6 +149,34 @@ def build_parser() -> argparse.ArgumentParser:
     )
     build.set_defaults(func=_build_engines)
 
+    check_gpu = commands.add_parser(
+        "gpu-check",
+        help="run the GPU tests, build-engines and bench once, into one JSON report",
+        description="On a machine with an NVIDIA GPU: versions, pytest -m gpu, build-engines "
+        "and every rung of the ladder measured (frames/s at batch 1 and 8, the chained output "
+        "against ONNX Runtime on the CPU, the display loop), each phase with a time limit, "
+        "written to one JSON report even when phases fail (docs/gpu.md). scripts/gpu-check.sh "
+        "installs what the GPU rungs need first.",
+    )
+    _show_argument(check_gpu, optional=True)
+    check_gpu.add_argument(
+        "--out",
+        type=Path,
+        default=Path("out/gpu-check/gpu-check.json"),
+        help="the report (default out/gpu-check/gpu-check.json; engines are built beside it)",
+    )
+    check_gpu.add_argument(
+        "--budget", type=_seconds, default=0.5, help="seconds spent timing each figure (0.5)"
+    )
+    check_gpu.add_argument(
+        "--skip",
+        action="append",
+        default=[],
+        metavar="PHASE",
+        help="leave out a phase: versions, pytest, build-engines or bench (repeatable)",
+    )
+    check_gpu.set_defaults(func=_gpu_check)
+
     status = commands.add_parser(
         "status", help="what the running show is doing (for staff, from a shell on the PC)"
     )
@@ -308,6 +336,19 @@ def _bench(args: argparse.Namespace) -> int:
         print()
         print(format_table(report["display"]))
     return 0
+
+
+def _gpu_check(args: argparse.Namespace) -> int:
+    """Exit 0 when every phase ran or was skipped, 1 when one failed; the report either way."""
+    from installation.gpu_check import gpu_check
+
+    report = gpu_check(args.show, args.out, args.budget, args.skip)
+    for rung in report["rungs"]:
+        print(
+            f"{rung['name']}: " + ("loaded" if rung["loaded"] else f"not loaded: {rung['reason']}")
+        )
+    print(f"report: {args.out}")
+    return 1 if any(p["status"] == "failed" for p in report["phases"].values()) else 0
 
 
 def _status(args: argparse.Namespace) -> int:

@@ -14,8 +14,10 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -25,19 +27,34 @@ from installation.errors import UserError
 
 log = logging.getLogger(__name__)
 
-#: How to get the NVIDIA packages: the project is not on PyPI, so from its own folder, and
-#: TensorRT's libraries from NVIDIA's index (what deploy/setup.sh --gpu does on a kiosk).
+#: How to get TensorRT: its libraries come from NVIDIA's index, and in a checkout the order of
+#: the installs matters (the project brings onnxruntime back beside onnxruntime-gpu), so the
+#: hint points to the page that gives them, rather than one command that would break the other.
 INSTALL_HINT = (
-    "on a kiosk: sudo deploy/setup.sh SHOW --gpu; in a checkout: .venv/bin/pip install "
-    "--extra-index-url https://pypi.nvidia.com -e '.[gpu]'; see docs/gpu.md"
+    "on a kiosk: sudo deploy/setup.sh SHOW --gpu; in a checkout: see docs/gpu.md, "
+    "Setting up an NVIDIA PC"
 )
 
 #: What the usual failures of the first CUDA call mean to someone standing at the PC.
 _REASONS = {
-    "cudaErrorInsufficientDriver": "no usable NVIDIA driver (none loaded, or older than CUDA 12)",
+    "cudaErrorInsufficientDriver": "no usable NVIDIA driver (none loaded, or older than this "
+    "CUDA needs: 525 for CUDA 12, 580 for CUDA 13)",
     "cudaErrorNoDevice": "no NVIDIA GPU found",
     "cudaErrorDevicesUnavailable": "the NVIDIA GPU is taken (exclusive compute mode)",
+    "cudaErrorSystemDriverMismatch": "the NVIDIA driver was updated but its old kernel module "
+    "still runs: reboot after the NVIDIA driver update",
+    "cudaErrorCompatNotSupportedOnDevice": "CUDA's forward-compatibility libraries do not "
+    "support this GPU: update the NVIDIA driver instead",
+    "cudaErrorInitializationError": "the NVIDIA driver did not start (see dmesg; often a "
+    "driver installed but not loaded, or Secure Boot refusing its module)",
+    "cudaErrorOperatingSystem": "the operating system refused CUDA (a sandbox without "
+    "/dev/nvidia-uvm: load nvidia_uvm at boot, see docs/gpu.md)",
+    "cudaErrorNotPermitted": "this user may not use the NVIDIA GPU (groups video and render, "
+    "or the service's DeviceAllow=)",
+    "cudaErrorMemoryAllocation": "the GPU's memory is full (another program holds it)",
 }
+#: Where the loaded NVIDIA kernel module says which release it is.
+DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
 
 
 class GpuUnavailable(UserError):
@@ -82,7 +99,7 @@ def require_gpu(device: int = 0) -> GpuInfo:
     error, count = cudart.cudaGetDeviceCount()
     if error != cudart.cudaError_t.cudaSuccess:
         reason = _REASONS.get(error.name, "CUDA cannot start")
-        raise GpuUnavailable(f"{reason} ({error.name})")
+        raise GpuUnavailable(f"{reason}: {error.name}, driver {driver_version()}")
     if count == 0:
         raise GpuUnavailable(_REASONS["cudaErrorNoDevice"])
     if device >= count:
@@ -90,6 +107,26 @@ def require_gpu(device: int = 0) -> GpuInfo:
     properties = _call(cudart.cudaGetDeviceProperties, device)
     name = bytes(properties.name).split(b"\0", 1)[0].decode(errors="replace")
     return GpuInfo(name, f"{properties.major}.{properties.minor}")
+
+
+def driver_version() -> str:
+    """The NVIDIA driver's release and the newest CUDA it runs, e.g. "580.65.06, CUDA 13.0",
+    or "none loaded": what decides which CUDA builds can run here, for messages and reports."""
+    try:
+        text = DRIVER_VERSION_FILE.read_text(errors="replace")
+    except OSError:
+        return "none loaded"
+    # "NVRM version: NVIDIA UNIX [Open ]Kernel Module [for x86_64]  580.65.06  Release ..."
+    match = re.search(r"Kernel Module.*?\s(\d+\.\d+(?:\.\d+)*)\s", text)
+    release = match.group(1) if match else "unknown release"
+    try:
+        cudart = runtime()
+    except GpuUnavailable:
+        return release
+    error, version = cudart.cudaDriverGetVersion()
+    if error != cudart.cudaError_t.cudaSuccess or not version:
+        return release
+    return f"{release}, CUDA {version // 1000}.{version % 1000 // 10}"
 
 
 def select_device(device: int = 0) -> None:
@@ -154,8 +191,9 @@ class Stream:
         cudart = runtime()
         # Non-blocking: no implicit waits on the legacy default stream other libraries use.
         self._stream = _call(cudart.cudaStreamCreateWithFlags, cudart.cudaStreamNonBlocking)
-        #: The raw handle, as TensorRT's execute_async_v3 takes it.
-        self.handle = int(self._stream)
+        #: The raw handle, as TensorRT's execute_async_v3 takes it (``int()`` of a handle is
+        #: deprecated since cuda-bindings 12.9.1; this is the supported way on 12.9 and 13).
+        self.handle: int = native_handle(self._stream)
 
     def to_device(self, target: DeviceBuffer, source: np.ndarray) -> None:
         """Queue a copy of a C-contiguous host array to the start of ``target``.
@@ -186,6 +224,13 @@ class Stream:
 
     def _copy(self, target: int, source: int, nbytes: int, kind: Any) -> None:
         _call(runtime().cudaMemcpyAsync, target, source, nbytes, kind, self._stream)
+
+
+def native_handle(handle: Any) -> int:
+    """The address a cuda-python handle (a stream, an event) wraps, for other libraries."""
+    from cuda.bindings.utils import get_cuda_native_handle
+
+    return int(get_cuda_native_handle(handle))
 
 
 def _check_fits(array: np.ndarray, nbytes: int) -> None:

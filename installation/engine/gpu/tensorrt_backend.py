@@ -9,7 +9,8 @@ the largest batch of its profile) for the life of the backend; ``close`` frees t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import importlib.util
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -24,6 +25,7 @@ from installation.engine.gpu.cuda import (
     GpuUnavailable,
     PinnedBuffer,
     Stream,
+    driver_version,
     require_gpu,
     select_device,
 )
@@ -34,16 +36,51 @@ FLOAT32_BYTES = 4
 
 
 def import_tensorrt() -> ModuleType:
-    """The ``tensorrt`` module, or GpuUnavailable saying it is missing or cannot load."""
+    """The ``tensorrt`` module, or GpuUnavailable saying it is missing or cannot load.
+
+    "Not installed" and "installed but broken" need different fixes, and the ImportError alone
+    does not tell them apart (its ``name`` is "tensorrt" in both cases when the package's own
+    import of its libraries fails), so whether the module exists at all is asked first.
+    """
+    if importlib.util.find_spec("tensorrt") is None:
+        raise GpuUnavailable(f"TensorRT is not installed ({INSTALL_HINT})")
     try:
         import tensorrt
-    except ImportError as exc:
-        if exc.name == "tensorrt":
-            raise GpuUnavailable(f"TensorRT is not installed ({INSTALL_HINT})") from None
-        raise GpuUnavailable(f"TensorRT cannot be loaded: {first_line(exc)}") from None
-    except OSError as exc:  # its shared libraries are missing or do not match
-        raise GpuUnavailable(f"TensorRT cannot be loaded: {first_line(exc)}") from None
+    except (ImportError, OSError) as exc:  # its shared libraries are missing or do not match
+        raise GpuUnavailable(
+            f"TensorRT is installed but cannot be loaded: {first_line(exc)} (its libraries come "
+            f"with tensorrt-cu12/-cu13 from NVIDIA's index, not from PyPI; {INSTALL_HINT})"
+        ) from None
     return tensorrt
+
+
+def make_runtime(trt: ModuleType, logger: Any) -> Any:
+    """``trt.Runtime(logger)``, or GpuUnavailable in one line where TensorRT cannot start."""
+    return _started(trt, trt.Runtime, logger)
+
+
+def make_builder(trt: ModuleType, logger: Any) -> Any:
+    """``trt.Builder(logger)``, or GpuUnavailable in one line where TensorRT cannot start."""
+    return _started(trt, trt.Builder, logger)
+
+
+def _started(trt: ModuleType, factory: Any, logger: Any) -> Any:
+    """TensorRT's objects start CUDA themselves; when that fails (its CUDA newer than the
+    driver, say) pybind11 raises "TypeError: factory function returned nullptr", which says
+    nothing to a technician: this says what failed and what usually causes it."""
+    try:
+        made = factory(logger)
+    except TypeError as exc:
+        made, why = None, first_line(exc)
+    else:
+        why = "it returned nothing"
+    if made is None:
+        raise GpuUnavailable(
+            f"TensorRT {trt.__version__} could not start on this GPU ({why}; its log above says "
+            f"more): usually a TensorRT built for a newer CUDA than the NVIDIA driver "
+            f"({driver_version()}) supports; see docs/gpu.md"
+        )
+    return made
 
 
 class TensorRTStage(LoadedStage):
@@ -76,7 +113,9 @@ class TensorRTStage(LoadedStage):
             self.close()
             raise
 
-    def run(self, batch: np.ndarray) -> np.ndarray:
+    def run(self, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
+        if extra:
+            raise UserError(f"stage {self.name!r}: the TensorRT path feeds one input per stage")
         output = _run_on_device((self,), self._stream, batch)
         # One chunk comes back as a view of the pinned buffer, which the next run overwrites.
         return output.copy() if len(batch) <= self.max_batch else output
@@ -130,7 +169,11 @@ class TensorRTChain(DeviceChain):
                 break
             self.linked += 1
 
-    def run(self, batch: np.ndarray, count: int) -> np.ndarray:
+    def run(
+        self, batch: np.ndarray, count: int, extra: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        if extra:
+            raise UserError("the TensorRT chain feeds one input per stage")
         if not 1 <= count <= self.linked:
             raise ValueError(f"this chain runs 1 to {self.linked} stages, not {count}")
         return _run_on_device(self.stages[:count], self._stream, batch)
@@ -177,7 +220,7 @@ class TensorRTBackend(Backend):
         self.bundle = bundle
         self.cache = cache
         self.logger = self.trt.Logger(self.trt.Logger.WARNING)
-        self.runtime = self.trt.Runtime(self.logger)
+        self.runtime = make_runtime(self.trt, self.logger)
         self.stream = Stream()
         self._stages: list[TensorRTStage] = []
 
