@@ -1,10 +1,11 @@
 """Stack exported refinement stages onto a bundle: ``installation export assemble``.
 
-The base bundle gives the latent and the first stages; each stage folder (``export.stage_export``)
-adds one stage. The chain is checked before anything is written, and the message names the
-stage folder whose input does not fit, because after assembly the runtime could only point at
-a line of a manifest the user never wrote. Provenance is merged part by part, each part named,
-so the assembled bundle still says where every stage's weights come from and under which terms.
+The base bundle gives the latent (with a W bundle's mapping and average w) and the first
+stages; each stage folder (``export.stage_export``) adds one stage. The chain is checked before
+anything is written, and the message names the stage folder whose input does not fit, because
+after assembly the runtime could only point at a line of a manifest the user never wrote.
+Provenance is merged part by part, each part named, so the assembled bundle still says where
+every stage's weights come from and under which terms.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from installation.engine.bundle import (
     Bundle,
     Provenance,
     StageSpec,
+    WSpec,
     chain_mismatch,
     check_format,
     load_bundle,
@@ -72,7 +74,10 @@ def assemble(
         if mismatch:
             raise UserError(f"{folder.path / STAGE_MANIFEST}: stage input_shape {mismatch}")
         chain.append(folder.spec)
-    sources = [_files(bundle.path, [s.path for s in bundle.stages])]
+    base_models = [s.path for s in bundle.stages]
+    if bundle.w is not None:
+        base_models += [bundle.w.mapping, bundle.w.average]
+    sources = [_files(bundle.path, base_models)]
     sources += [_files(folder.path, [folder.spec.path]) for folder in folders]
     with staged_bundle(out, force) as staging:
         copied: dict[str, Path] = {}
@@ -92,8 +97,14 @@ def assemble(
             distribution=bundle.latent_distribution,
             provenance=_merge(bundle, folders),
             stages=[replace(spec, path=staging / spec.path.name) for spec in chain],
+            w=None if bundle.w is None else _moved(bundle.w, staging),
         )
     return check_bundle(out)
+
+
+def _moved(w: WSpec, folder: Path) -> WSpec:
+    """A W bundle's ``[w]`` files, copied into ``folder`` as the stages' files are."""
+    return replace(w, mapping=folder / w.mapping.name, average=folder / w.average.name)
 
 
 def _files(folder: Path, models: list[Path]) -> list[Path]:

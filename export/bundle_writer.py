@@ -25,8 +25,10 @@ from installation.engine.bundle import (
     Bundle,
     Provenance,
     StageSpec,
+    WSpec,
     load_bundle,
     stage_table,
+    w_table,
 )
 from installation.engine.bundle_check import check_bundle as check_loaded
 from installation.errors import UserError
@@ -61,9 +63,11 @@ def write_manifest(
     provenance: Provenance,
     stages: Sequence[StageSpec],
     license_text: str | None = None,
+    w: WSpec | None = None,
 ) -> Bundle:
     """Write ``bundle.toml`` (and the licence text to ``provenance.license_file`` if given)
-    into ``folder``, which already holds the stages' ONNX files, then check the result."""
+    into ``folder``, which already holds the stages' ONNX files, then check the result.
+    ``w`` makes it a bundle that morphs in W (docs/bundle.md), its files also in ``folder``."""
     if license_text is not None:
         if not provenance.license_file:
             raise ValueError("license_text given but provenance.license_file is empty")
@@ -72,6 +76,9 @@ def write_manifest(
     if description:
         document["description"] = description
     document["latent"] = {"size": latent_size, "distribution": distribution}
+    if w is not None:
+        document["latent"]["space"] = "w"
+        document["w"] = w_table(w, folder)
     document["provenance"] = provenance_table(provenance)
     document["stages"] = [stage_table(stage, folder) for stage in stages]
     (folder / MANIFEST).write_text(dumps(document), encoding="utf-8")

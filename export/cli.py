@@ -55,8 +55,43 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         help="write into a non-empty DIR, replacing the bundle's files there",
     )
     dcgan.set_defaults(func=_dcgan)
+    _register_stylegan(subparsers)
     _register_train_stage(subparsers)
     _register_stage_and_assemble(subparsers)
+
+
+def _register_stylegan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    stylegan = subparsers.add_parser(
+        "stylegan",
+        help="import a StyleGAN2(-ADA) or StyleGAN3 training pickle into a W-space bundle",
+        description="Read G_ema of a StyleGAN2-ADA or StyleGAN3 snapshot (.pkl) as data, "
+        "never running the code it carries; rebuild it in this project's own generator code; "
+        "export mapping.onnx (z -> w) and synthesis.onnx (ws -> image), verify ONNX Runtime "
+        "against torch, and write a bundle that morphs in W (docs/stylegan.md).",
+    )
+    stylegan.add_argument("pickle", type=Path, metavar="PKL", help="the training snapshot")
+    stylegan.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="bundle folder to write"
+    )
+    stylegan.add_argument("--name", default="", help="bundle name (default: the pickle's name)")
+    stylegan.add_argument(
+        "--license",
+        required=True,
+        help="the weights' licence and the training data's terms, as the manifest states them",
+    )
+    stylegan.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        metavar="N",
+        help="seed of the random latents that verify the export (default: %(default)s)",
+    )
+    stylegan.add_argument(
+        "--force",
+        action="store_true",
+        help="write into a non-empty DIR, replacing the bundle's files there",
+    )
+    stylegan.set_defaults(func=_stylegan)
 
 
 def _register_train_stage(
@@ -104,14 +139,25 @@ def _register_stage_and_assemble(
     stage = subparsers.add_parser(
         "stage",
         help="export a trained refinement stage (a train-stage run) into a stage folder",
-        description="Export the generator of a train-stage run to ONNX for square inputs of "
+        description="Export the generator of a train-stage run, or of an existing stage's "
+        "ONNX file (to use it at another input size), to ONNX for square inputs of "
         "--input-size px, verify ONNX Runtime against torch, and write a stage folder (ONNX, "
-        "stage.toml, NAME.training.md) for `installation export assemble`.",
+        "stage.toml, NAME.training.md for a run) for `installation export assemble`.",
     )
-    stage.add_argument("run", type=Path, metavar="RUN", help="train-stage --out folder")
+    stage.add_argument(
+        "run",
+        type=Path,
+        metavar="SOURCE",
+        help="train-stage --out folder, or a refinement stage's .onnx file "
+        "(e.g. bundles/faces-256/refine-256.onnx)",
+    )
     stage.add_argument("--out", type=Path, required=True, metavar="DIR", help="stage folder")
     stage.add_argument(
-        "--input-size", type=int, required=True, metavar="PX", help="e.g. 64 for 64->256"
+        "--input-size",
+        type=int,
+        required=True,
+        metavar="PX",
+        help="e.g. 64 for 64->256, 256 after a 256 px StyleGAN",
     )
     stage.add_argument("--name", default=None, help="stage name (default: refine-OUTPUTSIZE)")
     stage.add_argument(
@@ -167,6 +213,25 @@ def _dcgan(args: argparse.Namespace) -> int:
         args.weights,
         args.out,
         args.name,
+        seed=args.seed,
+        force=args.force,
+        progress=functools.partial(print, flush=True),
+    )
+    print(f"bundle written to {bundle.path}")
+    return 0
+
+
+def _stylegan(args: argparse.Namespace) -> int:
+    _require_workshop()
+    from export.stylegan_export import export_stylegan
+
+    if not args.license.strip():
+        raise UserError('--license must say the weights\' licence, e.g. "CC BY 4.0"')
+    bundle = export_stylegan(
+        args.pickle,
+        args.out,
+        args.name or args.pickle.stem,
+        license=args.license,
         seed=args.seed,
         force=args.force,
         progress=functools.partial(print, flush=True),

@@ -6,14 +6,26 @@ file, verified against torch, a ``stage.toml`` whose ``[stage]`` table is exactl
 come from, and ``NAME.training.md``, the training report written from the run's own history (data,
 steps, wall time, final losses), so the numbers in it are never typed in by hand. Any files
 named with ``include`` (a data licence list, say) travel with it into the bundle.
+
+The refinement network is fully convolutional, but the runtime runs ONNX files of fixed image
+sizes, so a stage is exported once per input size. A stage may therefore also be exported
+again from an existing stage's ONNX file (``refine-256.onnx`` of the default bundle, trained for
+64 px input, re-exported for a 256 px StyleGAN): its initializers carry the state-dict names,
+so the torch module is rebuilt from them, proved equal to the file it came from at that file's
+own size, and exported at the new one. No checkpoint has to ship for that.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
+
+import onnx
+import torch
+from onnx import numpy_helper
 
 from export.bundle_writer import provenance_table, staged_bundle
 from export.onnx_export import OPSET, export_onnx, verify_onnx
@@ -22,7 +34,7 @@ from export.stage_config import RefineConfig, TrainOptions
 from export.toml_writer import dumps
 from export.train_stage import load_run
 from installation.engine.bundle import FORMAT, Provenance, StageSpec, sha256_of, stage_table
-from installation.errors import UserError
+from installation.errors import UserError, first_line
 
 STAGE_MANIFEST = "stage.toml"
 REPORT = "{name}.training.md"
@@ -33,7 +45,7 @@ OUTPUT_NAME = "upscaled"
 
 
 def export_stage(
-    run: Path,
+    source: Path,
     out: Path,
     input_size: int,
     name: str,
@@ -43,14 +55,18 @@ def export_stage(
     progress: Callable[[str], None] = print,
 ) -> Path:
     """Write the stage folder ``out`` for square ``input_size`` inputs; returns ``out``.
-    An empty ``name`` becomes ``refine-OUTPUTSIZE``."""
-    state = load_run(run)
-    config = RefineConfig.from_dict(state["config"])
-    name = name or f"refine-{input_size * config.scale}"
-    generator = RefineGenerator(config)
-    generator.load_state_dict(state["generator"])
+    ``source`` is a train-stage run folder (or its checkpoint) or a refinement stage's ONNX
+    file. An empty ``name`` becomes ``refine-OUTPUTSIZE``."""
+    if source.suffix == ".onnx":
+        generator, state = generator_from_onnx(source, progress), None
+    else:
+        state = load_run(source)
+        generator = RefineGenerator(RefineConfig.from_dict(state["config"]))
+        generator.load_state_dict(state["generator"])
+    config = generator.config
     generator.eval()
     output_size = input_size * config.scale
+    name = name or f"refine-{output_size}"
     input_shape = (3, input_size, input_size)
     file, report = f"{name}.onnx", REPORT.format(name=name)
     for extra in include:
@@ -76,22 +92,67 @@ def export_stage(
             input_layout="NCHW",
             input_range=(-1.0, 1.0),
         )
-        history = state["history"]
-        step = history[-1]["step"] if history else 0
-        provenance = Provenance(
-            source=f"trained with installation export train-stage ({run.resolve()}, "
-            f"{len(history)} epochs, {step} steps)",
-            license=license,
-            notes=f"refinement stage {config} exported at {input_size} px input; "
-            f"training report in {report}",
-        )
+        if state is None:
+            provenance = Provenance(
+                source=f"re-exported from {source.name} (a refinement stage's ONNX file)",
+                license=license,
+                source_sha256=sha256_of(source),
+                notes=f"refinement stage {config} exported at {input_size} px input from the "
+                f"weights of {source.name}; its training report is that file's",
+            )
+        else:
+            history = state["history"]
+            step = history[-1]["step"] if history else 0
+            provenance = Provenance(
+                source=f"trained with installation export train-stage ({source.resolve()}, "
+                f"{len(history)} epochs, {step} steps)",
+                license=license,
+                notes=f"refinement stage {config} exported at {input_size} px input; "
+                f"training report in {report}",
+            )
+            (folder / report).write_text(training_report(state, name, file), encoding="utf-8")
         (folder / STAGE_MANIFEST).write_text(
             dumps(stage_document(folder, spec, provenance)), encoding="utf-8"
         )
-        (folder / report).write_text(training_report(state, name, file), encoding="utf-8")
         for extra in include:
             shutil.copyfile(extra, folder / extra.name)
     return out
+
+
+def generator_from_onnx(path: Path, progress: Callable[[str], None] = print) -> RefineGenerator:
+    """The refinement generator whose weights ``path`` holds, proved to compute what the file
+    computes (at the file's own input size) before it is exported at another."""
+    if not path.is_file():
+        raise UserError(f"{path}: file not found")
+    try:
+        model = onnx.load(str(path))
+    except Exception as error:  # onnx raises DecodeError, OSError, ... for a bad file
+        raise UserError(f"{path}: not a readable ONNX file ({type(error).__name__})") from None
+    weights = {
+        item.name: torch.from_numpy(numpy_helper.to_array(item).copy())
+        for item in model.graph.initializer
+    }
+    try:
+        config = RefineConfig(
+            scale=math.isqrt(weights["tail.weight"].shape[0] // 3),
+            width=weights["head.weight"].shape[0],
+            blocks=len([key for key in weights if key.endswith(".conv1.weight")]),
+        )
+        generator = RefineGenerator(config)
+        generator.load_state_dict(weights)
+    except (KeyError, ValueError, RuntimeError) as error:
+        why = f"no weight {error.args[0]}" if isinstance(error, KeyError) else first_line(error)
+        raise UserError(
+            f"{path}: not a refinement stage of this project (its weights do not fit "
+            f"RefineGenerator: {why})"
+        ) from None
+    dims = model.graph.input[0].type.tensor_type.shape.dim
+    shape = tuple(dim.dim_value for dim in dims[1:])
+    if len(shape) != 3 or not all(shape):
+        raise UserError(f"{path}: its input has no fixed [3, height, width] shape")
+    progress(f"rebuilt {config} from {path.name}; checking it against the file at {shape}")
+    verify_onnx(generator, path, shape, distribution="uniform")
+    return generator
 
 
 def stage_document(folder: Path, spec: StageSpec, provenance: Provenance) -> dict[str, Any]:
