@@ -6,11 +6,12 @@
 #
 # SHOW is a show folder (show.toml and the bundle folder it names, relative to it), or a show
 # file (e.g. shows/default.toml), installed as show.toml with its bundle copied next to it.
-# --gpu installs ONNX Runtime's CUDA build with CUDA and cuDNN, all from PyPI: the CUDA 13 build
-# on NVIDIA driver 580 or newer, else the CUDA 12 build (driver 525 or newer). TensorRT comes
-# only from NVIDIA's package index, where that can be reached, or from --wheels DIR, a folder
-# of wheels brought along (pip download them elsewhere: docs/gpu.md); with it, the show's
-# TensorRT engines are built for this GPU. nvidia_uvm is loaded at boot for the sandboxed unit.
+# --gpu installs ONNX Runtime's CUDA build with CUDA, cuDNN and onnx (FP16 variants), all from
+# PyPI: the CUDA 13 build on NVIDIA driver 580 or newer, else the CUDA 12 build (driver 525 or
+# newer). TensorRT comes only from NVIDIA's package index, where that can be reached, or from
+# --wheels DIR, a folder of wheels brought along (pip download them elsewhere: docs/gpu.md);
+# with it, the show's TensorRT engines are built for this GPU. nvidia_uvm is loaded at boot
+# for the sandboxed unit.
 # Python 3.11 or newer is needed; PYTHON=python3.11 names another interpreter than python3.
 # What each step does and why: docs/kiosk.md. Safe to run again: every step is idempotent.
 set -eu
@@ -267,6 +268,12 @@ if [ -n "$CUDA" ]; then
     echo nvidia_uvm >>"$MODULES_CONF"
     install -m 0644 "$HERE/$NVIDIA_UNIT" "/etc/systemd/system/$NVIDIA_UNIT"
     ENABLE="$ENABLE $NVIDIA_UNIT"
+    # The unit runs only where the driver brought it (a condition in the unit): say so here,
+    # not weeks later as a show on the CPU.
+    if ! [ -x /usr/bin/nvidia-modprobe ]; then
+        say "NO /usr/bin/nvidia-modprobe: $NVIDIA_UNIT will not run, and /dev/nvidia-uvm"
+        say "  exists only if the driver's udev rules make it; apt-get install nvidia-modprobe"
+    fi
 else
     systemctl disable "$NVIDIA_UNIT" 2>/dev/null || true
     rm -f "$MODULES_CONF" "/etc/systemd/system/$NVIDIA_UNIT"

@@ -124,11 +124,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     build = commands.add_parser(
         "build-engines",
-        help="build the TensorRT engines of a show's bundle for this NVIDIA GPU",
-        description="Build one TensorRT engine per stage of the show's bundle for this GPU "
-        "and TensorRT version, check each against ONNX Runtime, and cache them where "
-        "`installation run` looks for them. Run again after changing the bundle, the GPU or "
-        "TensorRT; stale engines are never used.",
+        help="make the FP16 variants and TensorRT engines of a show's bundle for this PC",
+        description="Convert each stage of the show's bundle to FP16 for ONNX Runtime's CUDA "
+        "rung (on any machine) and, where TensorRT and an NVIDIA GPU are present, build one "
+        "TensorRT engine per stage; check each against ONNX Runtime on the CPU, alone and end "
+        "to end, and cache what passes where `installation run` looks for it. The last line "
+        "says what was kept and what not. Run again after changing the bundle, the GPU, "
+        "ONNX Runtime or TensorRT; stale ones are never used.",
     )
     _show_argument(build, optional=True)
     build.add_argument(
@@ -298,7 +300,7 @@ def _build_engines(args: argparse.Namespace) -> int:
     show, bundle, _conductor = load_parts(args.show)
     folder = args.engines or show.engine.engines or default_cache_dir()
     try:
-        builds = build_engines(
+        build_engines(
             bundle,
             EngineCache(folder),
             precision="fp32" if args.fp32 else "auto",
@@ -306,7 +308,6 @@ def _build_engines(args: argparse.Namespace) -> int:
         )
     except GpuUnavailable as exc:
         raise UserError(f"build-engines needs an NVIDIA GPU with TensorRT: {exc}") from None
-    print(f"built {len(builds)} engines for {bundle.name} in {folder}")
     return 0
 
 

@@ -375,6 +375,12 @@ def measure_rung(
         chain.append(_figure("whole pipeline", batch, seconds))
     entry["chain"] = chain
     entry["display"] = asdict(bench_display(pipeline, show, show.display.fps, display_seconds))
+    # What the figures were measured with: a stage's proven FP16 variant or FP32, and whether
+    # CUDA graphs were still being replayed at the end (a failed recording turns them off).
+    entry["precision"] = {
+        stage.spec.name: getattr(stage.model, "precision", None) for stage in pipeline.stages
+    }
+    entry["cuda_graphs"] = bool(getattr(pipeline.chain, "graphs", False))
 
 
 def _figure(name: str, batch: int, seconds: float) -> Json:

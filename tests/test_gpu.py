@@ -6,6 +6,7 @@ loaded again from the cache without a rebuild."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import types
@@ -104,7 +105,12 @@ def test_without_tensorrt_build_engines_makes_only_the_fp16_variants(tmp_path: P
     said: list[str] = []
     engines = tmp_path / "engines"
     assert build_engines(load_bundle(DEFAULT_BUNDLE), EngineCache(engines), say=said.append) == []
-    assert said[-1] == f"no TensorRT engines: {GPU_MISSING}"
+    # The last line sums up both rungs: what was kept, with its errors, and why no engines.
+    made, engines_line = said[-1].split("; no TensorRT engines: ")
+    assert engines_line == GPU_MISSING
+    assert made.startswith(f"faces-256 in {engines}: FP16 variants for ONNX Runtime CUDA: 2 of 2 ")
+    assert re.search(r"max abs error generator 0\.\d{4}, refine-256 0\.\d{4}; end to end", made)
+    assert "in FP32" not in made
     assert sorted(path.suffix for path in engines.iterdir()) == [".json", ".json", ".onnx", ".onnx"]
 
 
@@ -115,7 +121,8 @@ def test_the_command_says_why_it_built_no_engines_in_one_line(
     engines = tmp_path / "engines"
     assert main(["build-engines", str(DEFAULT_SHOW), "--engines", str(engines)]) == 0
     out, err = capsys.readouterr()
-    assert f"no TensorRT engines: {GPU_MISSING}\n" in out
+    assert out.endswith(f"; no TensorRT engines: {GPU_MISSING}\n")
+    assert "built 0" not in out
     assert err == ""
     assert not list(engines.glob("*.engine"))
 

@@ -62,7 +62,9 @@ def test_build_engines_ran_into_the_folder_beside_the_report(
     returned, out = report
     phase = returned["phases"]["build-engines"]
     assert phase["status"] == "ok", phase
-    assert phase["reason"].startswith("built ")
+    # build-engines' last line: what each rung got.
+    assert phase["reason"].startswith("faces-256 in ")
+    assert "FP16 variants for ONNX Runtime CUDA: 2 of 2 stages (max abs error" in phase["reason"]
     assert list((out.parent / "engines").glob("*.onnx"))
 
 
@@ -78,6 +80,8 @@ def test_the_cpu_rung_is_measured_at_both_batches(report: tuple[dict[str, Any], 
     # The reference is ONNX Runtime on the CPU itself: the same output, exactly.
     assert cpu["max_abs_error_vs_cpu"] == 0.0
     assert cpu["display"]["backend"] == ORT_CPU and cpu["display"]["ticks"] > 0
+    assert cpu["precision"] == {"generator": "fp32", "refine-256": "fp32"}
+    assert cpu["cuda_graphs"] is False
 
 
 def test_the_versions_name_what_decides_the_gpu_path(report: tuple[dict[str, Any], Path]) -> None:

@@ -27,7 +27,14 @@ def latents(count: int) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("count", "held"), [(1, (1,)), (MAX_BATCH, (MAX_BATCH,)), (MAX_BATCH + 1, (MAX_BATCH, 1))]
+    ("count", "held"),
+    [
+        (1, (1,)),
+        (MAX_BATCH, (MAX_BATCH,)),
+        (MAX_BATCH + 1, (MAX_BATCH, 1)),
+        # Two chunks through the same buffers: the first must not be overwritten by the second.
+        (2 * MAX_BATCH, (MAX_BATCH,)),
+    ],
 )
 def test_the_chain_gives_what_the_stages_give_one_by_one(
     bundle: Bundle, count: int, held: tuple[int, ...]
@@ -136,4 +143,33 @@ def test_extra_inputs_reach_the_first_stage(with_transform: tuple[Path, Path], c
     shifted = z + transform.sum(axis=(1, 2)).reshape(-1, 1, 1, 1)
     np.testing.assert_allclose(chain.run(z, 1, {"transform": transform}), shifted, atol=1e-5)
     np.testing.assert_allclose(chain.run(z, 2, {"transform": transform}), 2 * shifted, atol=1e-5)
+    backend.close()
+
+
+def test_a_stage_for_any_picture_size_runs_after_the_linked_ones(
+    with_transform: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A refinement exported for any size cannot have buffers made ahead: the chain links
+    the stages before it and feeds it their output from the host, rather than refusing the
+    whole chain the pipeline asks for (which would drop the show to the CPU)."""
+    first, _ = with_transform
+    graph = helper.make_graph(
+        [helper.make_node("Mul", ["image", "two"], ["out"])],
+        "any-size",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["n", 4, "h", "w"])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, ["n", 4, "h", "w"])],
+        [helper.make_tensor("two", TensorProto.FLOAT, [], [2.0])],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "any.onnx"))
+    backend = OnnxRuntimeBackend(CPU, threads=1, chain=True)
+    chain = backend.chain([backend.load(first), backend.load(tmp_path / "any.onnx")])
+    assert isinstance(chain, OrtChain) and chain.linked == 1
+    rng = np.random.default_rng(3)
+    z = rng.standard_normal((MAX_BATCH + 1, 4, 1, 1), dtype=np.float32)
+    transform = rng.standard_normal((MAX_BATCH + 1, 3, 3), dtype=np.float32)
+    shifted = chain.run(z, 1, {"transform": transform})
+    np.testing.assert_allclose(chain.run(z, 2, {"transform": transform}), 2 * shifted, atol=1e-6)
+    assert chain.held == (MAX_BATCH, 1)
     backend.close()

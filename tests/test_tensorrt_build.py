@@ -4,10 +4,14 @@ what its module offers (the build itself runs only where TensorRT is: tests/test
 from __future__ import annotations
 
 import types
+from pathlib import Path
 
 import pytest
+from conftest import DEFAULT_BUNDLE
 
-from installation.engine.gpu.build import strongly_typed
+from installation.engine.bundle import load_bundle
+from installation.engine.fp16 import VariantBuild
+from installation.engine.gpu.build import StageBuild, closing_line, strongly_typed
 
 FLAGS = types.SimpleNamespace(STRONGLY_TYPED=1)
 
@@ -27,3 +31,25 @@ def test_strongly_typed_from_tensorrt_10_12_where_it_has_the_flag(
 ) -> None:
     trt = types.SimpleNamespace(__version__=version, NetworkDefinitionCreationFlag=flags)
     assert strongly_typed(trt) is expected
+
+
+def test_the_closing_line_names_what_each_rung_got_and_with_what_error(tmp_path: Path) -> None:
+    """The line a technician reads, here with one variant dropped and both engines built."""
+    bundle = load_bundle(DEFAULT_BUNDLE)
+    variants = [
+        VariantBuild("generator", True, 0.0025, 0.0036, tmp_path / "g.onnx"),
+        VariantBuild("refine-256", False, 0.03, None, None),
+    ]
+    engines = [
+        StageBuild("generator", "fp16", 0.003, 1.0, tmp_path / "g.engine", 0.0041),
+        StageBuild("refine-256", "fp32", 0.0001, 1.0, tmp_path / "r.engine", 0.0041),
+    ]
+    assert closing_line(bundle, tmp_path, variants, engines) == (
+        f"faces-256 in {tmp_path}: FP16 variants for ONNX Runtime CUDA: 1 of 2 stages "
+        "(max abs error generator 0.0025; end to end 0.0036), in FP32: refine-256; "
+        "TensorRT engines: 2 (generator FP16 0.0030, refine-256 FP32 0.0001; end to end 0.0041)"
+    )
+    assert closing_line(bundle, tmp_path, [], [], "no TensorRT engines: no GPU") == (
+        f"faces-256 in {tmp_path}: FP16 variants for ONNX Runtime CUDA: 0 of 2 stages, "
+        "in FP32: generator, refine-256; no TensorRT engines: no GPU"
+    )

@@ -25,6 +25,19 @@ def from_unit(unit: np.ndarray, layout: str, value_range: tuple[float, float]) -
 
 
 def to_rgb8(unit: np.ndarray) -> np.ndarray:
-    """NCHW 0..1 images as N x H x W x 3 uint8 for the screen, rounded and clipped."""
-    pixels = np.clip(unit * np.float32(255.0) + np.float32(0.5), 0.0, 255.0).astype(np.uint8)
-    return np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
+    """NCHW 0..1 images as N x H x W x 3 uint8 for the screen, rounded and clipped.
+
+    One colour plane at a time, through one plane of scratch: numpy's general transpose to
+    HWC copies in inner loops three items long, and whole-batch temporaries are fresh memory
+    the kernel must fault in; together they made this cost more than the GPU's work at 8
+    frames of 256 px."""
+    count, channels, height, width = unit.shape
+    pixels = np.empty((count, height, width, channels), np.uint8)
+    plane = np.empty((height, width), np.float32)
+    for index in range(count):
+        for channel in range(channels):
+            np.multiply(unit[index, channel], np.float32(255.0), out=plane)
+            plane += np.float32(0.5)
+            np.clip(plane, 0.0, 255.0, out=plane)
+            np.copyto(pixels[index, ..., channel], plane, casting="unsafe")
+    return pixels

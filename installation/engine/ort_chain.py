@@ -13,10 +13,12 @@ which is what a CUDA graph needs: each set gets its own ``gpu_graph_id``. A grap
 capture fails (a node ONNX Runtime placed on the CPU, an operator that cannot be recorded)
 is reported once and the chain runs on without graphs.
 
-The output comes back with ``OrtValue.numpy()``, into ordinary host memory: ONNX Runtime's
-Python API offers page-locked ("pinned") host memory only through the ``memory_info`` of a
-plugin execution provider's device (``OrtEpDevice``), which the CUDA provider built into
-``onnxruntime-gpu`` does not list, so one pageable copy per run is what is reachable.
+The output comes back with ``OrtValue.numpy()``: on the CPU a view of the last buffer (valid
+until the next run, as ``DeviceChain.run`` says), from the GPU a copy into ordinary host
+memory: ONNX Runtime's Python API offers page-locked ("pinned") host memory only through the
+``memory_info`` of a plugin execution provider's device (``OrtEpDevice``), which the CUDA
+provider built into ``onnxruntime-gpu`` does not list, so one pageable copy per run is what is
+reachable.
 """
 
 from __future__ import annotations
@@ -50,10 +52,13 @@ class OrtChain(DeviceChain):
         self.stages = tuple(stages)
         self.device = device
         self.device_id = device_id
-        #: How many leading stages link up: each output shape is the next input shape.
+        #: How many leading stages link up: each output shape is the next input shape. The
+        #: stages after them (a refinement exported for any picture size) take the linked
+        #: stages' output from the host, as it is: the pipeline asks for a chain only where
+        #: each raw output is the next stage's input.
         self.linked = linked_stages(self.stages)
         #: Models whose batch axis is fixed (at 1) take their batches one item at a time.
-        self.max_batch = min(_batch_limit(stage) for stage in self.stages[: self.linked])
+        self.max_batch = min(_batch_limit(stage) for stage in self.stages)
         #: Whether runs may record and replay CUDA graphs; off for good once a capture failed.
         self.graphs = any(stage.graphs for stage in self.stages)
         self._sets: dict[tuple[object, ...], _Buffers] = {}
@@ -61,17 +66,24 @@ class OrtChain(DeviceChain):
     def run(
         self, batch: np.ndarray, count: int, extra: Mapping[str, np.ndarray] | None = None
     ) -> np.ndarray:
-        if not 1 <= count <= self.linked:
-            raise ValueError(f"this chain runs 1 to {self.linked} stages, not {count}")
+        if not 1 <= count <= len(self.stages):
+            raise ValueError(f"this chain runs 1 to {len(self.stages)} stages, not {count}")
         if any(stage.session is None for stage in self.stages[:count]):
             raise RuntimeError("this model was closed")
         batch = np.ascontiguousarray(batch, dtype=np.float32)
         extra = {name: np.ascontiguousarray(value) for name, value in (extra or {}).items()}
+        linked = min(count, self.linked)
+        starts = range(0, len(batch), self.max_batch)
         parts = []
-        for start in range(0, len(batch), self.max_batch):
+        for start in starts:
             end = start + self.max_batch
             chunk = {name: value[start:end] for name, value in extra.items()}
-            parts.append(self._run_set(batch[start:end], count, chunk))
+            output = self._run_set(batch[start:end], linked, chunk)
+            for stage in self.stages[linked:count]:
+                output = stage.run(output)
+            # On the CPU the output is a view of the set's buffer, which the next chunk of the
+            # same size fills again: kept chunks are copied.
+            parts.append(output if len(starts) == 1 else np.array(output))
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     @property
@@ -107,7 +119,7 @@ class OrtChain(DeviceChain):
             session.run_with_iobinding(binding, buffers.graph_options)
         except Exception as exc:
             log.warning(
-                "CUDA graphs off from now on: recording one for stage %d failed: %s",
+                "CUDA graphs off from now on: stage %d failed in a run with one: %s",
                 index + 1,
                 first_line(exc),
             )

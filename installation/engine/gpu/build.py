@@ -33,7 +33,13 @@ import numpy as np
 
 from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle, StageSpec
-from installation.engine.fp16 import converter_missing, discard_variants, make_variants, to_fp16
+from installation.engine.fp16 import (
+    VariantBuild,
+    converter_missing,
+    discard_variants,
+    make_variants,
+    to_fp16,
+)
 from installation.engine.gpu.cuda import GpuUnavailable
 from installation.engine.gpu.engine_cache import EngineCache, EngineKey, engine_key
 from installation.engine.gpu.tensorrt_backend import TensorRTBackend, TensorRTStage, make_builder
@@ -49,7 +55,7 @@ from installation.engine.pipeline import Pipeline, Stage
 from installation.errors import UserError
 from installation.files import write_atomic
 
-__all__ = ["DEFAULT_TOLERANCE", "StageBuild", "build_engines"]
+__all__ = ["DEFAULT_TOLERANCE", "StageBuild", "build_engines", "closing_line"]
 
 #: Scratch memory TensorRT may use while choosing kernels; generous, it is given back after.
 WORKSPACE_BYTES = 1 << 30
@@ -90,8 +96,8 @@ def build_engines(
     say: Callable[[str], object] = print,
 ) -> list[StageBuild]:
     """Make the FP16 variants, then build, check and store a TensorRT engine for every stage
-    of ``bundle``; the engines stored (none where TensorRT or a GPU is missing, which is
-    said in one line).
+    of ``bundle``; the engines stored (none where TensorRT or a GPU is missing). The last
+    line said is ``closing_line``: what was kept for each rung and what was not, and why.
 
     ``precision`` "auto" makes FP16 where the result is within ``tolerance``, else FP32;
     "fp32" makes FP32 engines only and removes the FP16 variants.
@@ -99,14 +105,15 @@ def build_engines(
     if precision not in CHOICES:
         raise ValueError(f"precision must be one of {CHOICES}, not {precision!r}")
     seed = int(np.random.default_rng().integers(2**63))
+    variants: list[VariantBuild] = []
     if precision == "fp32":
         discard_variants(bundle, cache.folder)
     else:
-        make_variants(bundle, cache.folder, seed, tolerance=tolerance, say=say)
+        variants = make_variants(bundle, cache.folder, seed, tolerance=tolerance, say=say)
     try:
         backend = TensorRTBackend(bundle, cache)
     except GpuUnavailable as exc:
-        say(f"no TensorRT engines: {exc}")
+        say(closing_line(bundle, cache.folder, variants, [], f"no TensorRT engines: {exc}"))
         return []
     try:
         reference = Pipeline.load(bundle, OnnxRuntimeBackend(CPU))
@@ -122,9 +129,44 @@ def build_engines(
             for number, (spec, sample) in enumerate(zip(bundle.stages, samples, strict=True), 1)
         ]
         candidates, chained = builder.check_chain(candidates, samples)
-        return [builder.store(candidate, chained) for candidate in candidates]
+        engines = [builder.store(candidate, chained) for candidate in candidates]
     finally:
         backend.close()
+    say(closing_line(bundle, cache.folder, variants, engines))
+    return engines
+
+
+def closing_line(
+    bundle: Bundle,
+    folder: Path,
+    variants: list[VariantBuild],
+    engines: list[StageBuild],
+    no_engines: str | None = None,
+) -> str:
+    """The line a build ends with: what is now in ``folder`` for each rung and with what
+    error, and what is not (``no_engines``: why TensorRT built nothing). A technician reads
+    only this line, and ``gpu-check`` keeps only it."""
+    kept = [build for build in variants if build.kept]
+    fp16 = f"FP16 variants for ONNX Runtime CUDA: {len(kept)} of {len(bundle.stages)} stages"
+    if kept:
+        errors = ", ".join(f"{build.stage} {build.max_abs_error:.4f}" for build in kept)
+        fp16 += f" (max abs error {errors}{_end_to_end(kept[0].end_to_end_error)})"
+    fp16_stages = {build.stage for build in kept}
+    in_fp32 = [spec.name for spec in bundle.stages if spec.name not in fp16_stages]
+    if in_fp32:
+        fp16 += f", in FP32: {', '.join(in_fp32)}"
+    if no_engines is None:
+        errors = ", ".join(
+            f"{build.stage} {build.precision.upper()} {build.max_abs_error:.4f}"
+            for build in engines
+        )
+        chained = _end_to_end(engines[0].end_to_end_error if engines else None)
+        no_engines = f"TensorRT engines: {len(engines)} ({errors}{chained})"
+    return f"{bundle.name} in {folder}: {fp16}; {no_engines}"
+
+
+def _end_to_end(error: float | None) -> str:
+    return "" if error is None else f"; end to end {error:.4f}"
 
 
 class _Builder:
