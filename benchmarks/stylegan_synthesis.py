@@ -1,6 +1,6 @@
 """StyleGAN2 config-F synthesis at 256 px: ONNX Runtime against torch eager on this CPU.
 
-The generator is S2's synthetic config-F tree (random weights, the layout and filters of a real
+The generator is a synthetic config-F tree (random weights, the layout and filters of a real
 pickle), rebuilt by ``export.stylegan2`` and exported exactly as ``installation export
 stylegan`` exports it (``export_graph`` of the same ``SynthesisNetwork`` module). Synthesis
 alone is timed: the runtime maps each keyframe seed once and then only synthesizes per frame.

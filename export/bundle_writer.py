@@ -10,6 +10,7 @@ each against its file before the bundle is moved into place. Stages are the runt
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -82,7 +83,15 @@ def write_manifest(
     document["provenance"] = provenance_table(provenance)
     document["stages"] = [stage_table(stage, folder) for stage in stages]
     (folder / MANIFEST).write_text(dumps(document), encoding="utf-8")
-    return check_bundle(folder)
+    # Warnings here would name the hidden staging folder; every importer checks the bundle
+    # again once it is in place, and that check says them with the bundle's own path.
+    check_log = logging.getLogger(check_loaded.__module__)
+    level = check_log.level
+    check_log.setLevel(logging.ERROR)
+    try:
+        return check_bundle(folder)
+    finally:
+        check_log.setLevel(level)
 
 
 def provenance_table(provenance: Provenance) -> dict[str, str]:

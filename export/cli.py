@@ -14,6 +14,8 @@ from export.stage_config import RefineConfig, TrainOptions
 from installation.errors import UserError
 
 DEFAULT_NAME = "dcgan-digiface-64"
+_progress = functools.partial(print, flush=True)
+"""Progress lines as they happen: exports run for minutes, often with output to a log."""
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,22 +44,36 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     dcgan.add_argument(
         "--name", default=DEFAULT_NAME, help="bundle name shown in logs (default: %(default)s)"
     )
-    dcgan.add_argument(
+    _add_seed_and_force(dcgan)
+    dcgan.set_defaults(func=_dcgan)
+    _register_stylegan(subparsers)
+    _register_train_stage(subparsers)
+    _register_stage_and_assemble(subparsers)
+
+
+def _add_seed_and_force(parser: argparse.ArgumentParser) -> None:
+    """The options every importer shares: the verification seed and overwriting."""
+    parser.add_argument(
         "--seed",
         type=int,
         default=0,
         metavar="N",
         help="seed of the random latents that verify the export (default: %(default)s)",
     )
-    dcgan.add_argument(
+    parser.add_argument(
         "--force",
         action="store_true",
         help="write into a non-empty DIR, replacing the bundle's files there",
     )
-    dcgan.set_defaults(func=_dcgan)
-    _register_stylegan(subparsers)
-    _register_train_stage(subparsers)
-    _register_stage_and_assemble(subparsers)
+
+
+def _add_license(parser: argparse.ArgumentParser) -> None:
+    """The licence a user states for weights we cannot know the terms of (kept in provenance)."""
+    parser.add_argument(
+        "--license",
+        required=True,
+        help="the weights' licence and the training data's terms, as the manifest states them",
+    )
 
 
 def _register_stylegan(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -74,23 +90,8 @@ def _register_stylegan(subparsers: argparse._SubParsersAction[argparse.ArgumentP
         "--out", type=Path, required=True, metavar="DIR", help="bundle folder to write"
     )
     stylegan.add_argument("--name", default="", help="bundle name (default: the pickle's name)")
-    stylegan.add_argument(
-        "--license",
-        required=True,
-        help="the weights' licence and the training data's terms, as the manifest states them",
-    )
-    stylegan.add_argument(
-        "--seed",
-        type=int,
-        default=0,
-        metavar="N",
-        help="seed of the random latents that verify the export (default: %(default)s)",
-    )
-    stylegan.add_argument(
-        "--force",
-        action="store_true",
-        help="write into a non-empty DIR, replacing the bundle's files there",
-    )
+    _add_license(stylegan)
+    _add_seed_and_force(stylegan)
     stylegan.set_defaults(func=_stylegan)
 
 
@@ -160,11 +161,7 @@ def _register_stage_and_assemble(
         help="e.g. 64 for 64->256, 256 after a 256 px StyleGAN",
     )
     stage.add_argument("--name", default=None, help="stage name (default: refine-OUTPUTSIZE)")
-    stage.add_argument(
-        "--license",
-        required=True,
-        help="the weights' licence and the training data's terms, as the manifest states them",
-    )
+    _add_license(stage)
     stage.add_argument(
         "--include",
         type=Path,
@@ -215,7 +212,7 @@ def _dcgan(args: argparse.Namespace) -> int:
         args.name,
         seed=args.seed,
         force=args.force,
-        progress=functools.partial(print, flush=True),
+        progress=_progress,
     )
     print(f"bundle written to {bundle.path}")
     return 0
@@ -234,7 +231,7 @@ def _stylegan(args: argparse.Namespace) -> int:
         license=args.license,
         seed=args.seed,
         force=args.force,
-        progress=functools.partial(print, flush=True),
+        progress=_progress,
     )
     print(f"bundle written to {bundle.path}")
     return 0
@@ -274,9 +271,7 @@ def _train_stage(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     print(f"training {config} with {options} on {device}", flush=True)
-    train_stage(
-        args.images, args.out, config, options, device, functools.partial(print, flush=True)
-    )
+    train_stage(args.images, args.out, config, options, device, _progress)
     print(f"run written to {args.out}")
     return 0
 
@@ -295,7 +290,7 @@ def _stage(args: argparse.Namespace) -> int:
         license=args.license,
         include=args.include,
         force=args.force,
-        progress=functools.partial(print, flush=True),
+        progress=_progress,
     )
     print(f"stage folder written to {out}")
     return 0

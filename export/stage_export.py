@@ -69,10 +69,12 @@ def export_stage(
     name = name or f"refine-{output_size}"
     input_shape = (3, input_size, input_size)
     file, report = f"{name}.onnx", REPORT.format(name=name)
+    # A stage re-exported from ONNX writes no report: the original's may come along.
+    needed = (file, STAGE_MANIFEST) if state is None else (file, STAGE_MANIFEST, report)
     for extra in include:
         if not extra.is_file():
             raise UserError(f"{extra}: file to include not found")
-        if extra.name in (file, STAGE_MANIFEST, report):
+        if extra.name in needed:
             raise UserError(f"{extra}: its name clashes with a file the stage folder needs")
     with staged_bundle(out, force) as folder:
         progress(f"exporting {file} ({input_size} -> {output_size} px, opset {OPSET})")

@@ -64,6 +64,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from export.stylegan_generator import StyleGenerator
+from export.stylegan_layers import (
+    ACTIVATION_GAINS,
+    EPSILON,
+    Dense,
+    MappingNetwork,
+    activate,
+    activation_of,
+    attribute,
+    check_tensors,
+    clamp_of,
+    number,
+    whole,
+)
 from export.stylegan_pickle import PickledModule
 from installation.errors import UserError
 
@@ -75,12 +88,6 @@ STYLEGAN3 = "stylegan3"
 the Generator, other defaults, and a few more attributes per layer."""
 REPOSITORIES = (ADA, STYLEGAN3)
 
-EPSILON = 1e-8
-"""Added under the square roots of the input normalisation and of the demodulation."""
-LRELU_SLOPE = 0.2
-ACTIVATION_GAINS = {"linear": 1.0, "relu": math.sqrt(2), "lrelu": math.sqrt(2)}
-"""Activations this generator supports, with the gain that keeps unit variance through them
-(the gain fully connected layers use; convolution layers store theirs as ``act_gain``)."""
 RESIDUAL_GAIN = math.sqrt(0.5)
 """The 'resnet' architecture scales both branches so their sum keeps unit variance."""
 
@@ -168,19 +175,6 @@ def _upsample_padding(f: torch.Tensor, up: int) -> tuple[int, int, int, int]:
     return ((fw + up - 1) // 2, (fw - up) // 2, (fh + up - 1) // 2, (fh - up) // 2)
 
 
-def _activate(x: torch.Tensor, activation: str, gain: float, clamp: float | None) -> torch.Tensor:
-    """The activation (after the bias was added), then the gain, then the symmetric clamp."""
-    if activation == "lrelu":
-        x = F.leaky_relu(x, LRELU_SLOPE)
-    elif activation == "relu":
-        x = F.relu(x)
-    if gain != 1:
-        x = x * gain
-    if clamp is not None:
-        x = x.clamp(-clamp, clamp)
-    return x
-
-
 def _per_channel(values: torch.Tensor) -> torch.Tensor:
     """[N, C] -> [N, C, 1, 1], to scale feature maps channel by channel."""
     return values.unsqueeze(2).unsqueeze(3)
@@ -191,69 +185,8 @@ def _bias(node: PickledModule) -> torch.Tensor:
     return node.parameters["bias"].reshape(1, -1, 1, 1)
 
 
-def _normalize(x: torch.Tensor) -> torch.Tensor:
-    """Scale each row to unit mean square: z and the label embedding enter the mapping so."""
-    return x * torch.rsqrt(x.square().mean(dim=1, keepdim=True) + EPSILON)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading a layer's attributes
-
-
-def _attribute(node: PickledModule, path: str, key: str) -> Any:
-    if key not in node.attributes:
-        raise UserError(f"{path}: the {node.class_name} has no attribute {key!r}")
-    return node.attributes[key]
-
-
-def _number(node: PickledModule, path: str, key: str) -> float:
-    value = _attribute(node, path, key)
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise UserError(f"{path}.{key} is {value!r}, expected a number")
-    return float(value)
-
-
-def _count(node: PickledModule, path: str, key: str) -> int:
-    value = _attribute(node, path, key)
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 0:
-        raise UserError(f"{path}.{key} is {value!r}, expected a whole number")
-    return int(value)
-
-
-def _clamp(node: PickledModule, path: str) -> float | None:
-    return (
-        None if _attribute(node, path, "conv_clamp") is None else _number(node, path, "conv_clamp")
-    )
-
-
-def _activation(node: PickledModule, path: str) -> str:
-    name = _attribute(node, path, "activation")
-    if name not in ACTIVATION_GAINS:
-        supported = ", ".join(ACTIVATION_GAINS)
-        raise UserError(f"{path}.activation is {name!r}; supported: {supported}")
-    return name
-
-
 # ---------------------------------------------------------------------------------------------
 # The layers
-
-
-class _Dense(nn.Module):
-    """A fully connected layer with equalized learning rate: the stored weight times
-    ``weight_gain`` (lr_multiplier / sqrt(fan-in)), the bias times ``bias_gain``."""
-
-    def __init__(self, node: PickledModule, path: str) -> None:
-        super().__init__()
-        weight_gain = _number(node, path, "weight_gain")
-        bias_gain = _number(node, path, "bias_gain")
-        self.activation = _activation(node, path)
-        self.register_buffer("weight", node.parameters["weight"] * weight_gain)
-        bias = node.parameters["bias"]
-        self.register_buffer("bias", bias * bias_gain if bias_gain != 1 else bias)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x @ self.weight.t() + self.bias
-        return _activate(x, self.activation, ACTIVATION_GAINS[self.activation], None)
 
 
 class _ModulatedConv(nn.Module):
@@ -264,12 +197,12 @@ class _ModulatedConv(nn.Module):
 
     def __init__(self, node: PickledModule, path: str, scale: float = 1.0) -> None:
         super().__init__()
-        self.affine = _Dense(node.children["affine"], f"{path}.affine")
-        self.up = _count(node, path, "up")
-        self.padding = _count(node, path, "padding")
-        self.activation = _activation(node, path)
-        self.gain = _number(node, path, "act_gain") * scale
-        clamp = _clamp(node, path)
+        self.affine = Dense(node.children["affine"], f"{path}.affine")
+        self.up = whole(node, path, "up")
+        self.padding = whole(node, path, "padding")
+        self.activation = activation_of(node, path)
+        self.gain = number(node, path, "act_gain") * scale
+        clamp = clamp_of(node, path)
         self.clamp = None if clamp is None else clamp * scale
         weight = node.parameters["weight"]
         # Demodulation needs, per sample, sum over (in, ky, kx) of (weight * style)^2: the
@@ -312,7 +245,7 @@ class _ModulatedConv(nn.Module):
         if self.noise is not None:
             x = x + self.noise
         x = x + self.bias
-        return _activate(x, self.activation, self.gain, self.clamp)
+        return activate(x, self.activation, self.gain, self.clamp)
 
 
 class _ToRGB(nn.Module):
@@ -320,16 +253,16 @@ class _ToRGB(nn.Module):
 
     def __init__(self, node: PickledModule, path: str) -> None:
         super().__init__()
-        self.affine = _Dense(node.children["affine"], f"{path}.affine")
-        self.weight_gain = _number(node, path, "weight_gain")
-        self.clamp = _clamp(node, path)
+        self.affine = Dense(node.children["affine"], f"{path}.affine")
+        self.weight_gain = number(node, path, "weight_gain")
+        self.clamp = clamp_of(node, path)
         self.register_buffer("weight", node.parameters["weight"])
         self.register_buffer("bias", _bias(node))
 
     def forward(self, x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         styles = self.affine(w) * self.weight_gain
         x = F.conv2d(x * _per_channel(styles), self.weight)
-        return _activate(x + self.bias, "linear", 1.0, self.clamp)
+        return activate(x + self.bias, "linear", 1.0, self.clamp)
 
 
 class _Skip(nn.Module):
@@ -337,12 +270,12 @@ class _Skip(nn.Module):
 
     def __init__(self, node: PickledModule, path: str) -> None:
         super().__init__()
-        self.up = _count(node, path, "up")
-        self.activation = _activation(node, path)
-        self.gain = _number(node, path, "act_gain") * RESIDUAL_GAIN
-        clamp = _clamp(node, path)
+        self.up = whole(node, path, "up")
+        self.activation = activation_of(node, path)
+        self.gain = number(node, path, "act_gain") * RESIDUAL_GAIN
+        clamp = clamp_of(node, path)
         self.clamp = None if clamp is None else clamp * RESIDUAL_GAIN
-        weight_gain = _number(node, path, "weight_gain")
+        weight_gain = number(node, path, "weight_gain")
         self.register_buffer("weight", node.parameters["weight"] * weight_gain)
         resample_filter = node.buffers["resample_filter"]
         self.register_buffer("fir", fir_kernel(resample_filter, self.up**2, self.weight.shape[0]))
@@ -351,7 +284,7 @@ class _Skip(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.conv2d(x, self.weight)
         x = _upfirdn(x, self.fir, self.up, 1, self.padding)
-        return _activate(x, self.activation, self.gain, self.clamp)
+        return activate(x, self.activation, self.gain, self.clamp)
 
 
 class _Block(nn.Module):
@@ -402,32 +335,6 @@ class _Block(nn.Module):
         return x, img
 
 
-class _Mapping(nn.Module):
-    """z (normalised) and the label's embedding (normalised) through the FC stack to w."""
-
-    def __init__(self, node: PickledModule, path: str, config: _Config) -> None:
-        super().__init__()
-        self.use_z = config.z_dim > 0
-        self.embed = _Dense(node.children["embed"], f"{path}.embed") if config.c_dim else None
-        self.layers = nn.ModuleList(
-            _Dense(node.children[f"fc{index}"], f"{path}.fc{index}")
-            for index in range(config.mapping_layers)
-        )
-
-    def forward(self, z: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        parts = []
-        if self.use_z:
-            parts.append(_normalize(z))
-        if self.embed is not None:
-            if c is None:
-                raise ValueError("this generator is conditional: map() needs c")
-            parts.append(_normalize(self.embed(c)))
-        x = torch.cat(parts, dim=1) if len(parts) > 1 else parts[0]
-        for layer in self.layers:
-            x = layer(x)
-        return x
-
-
 class StyleGAN2Generator(StyleGenerator):
     """StyleGAN2 with the weights of one pickled Generator; see ``build``."""
 
@@ -442,7 +349,9 @@ class StyleGAN2Generator(StyleGenerator):
         )
         mapping = net.children["mapping"]
         self.w_avg.copy_(mapping.buffers["w_avg"])
-        self.mapping = _Mapping(mapping, "mapping", config)
+        self.mapping = MappingNetwork(
+            mapping, "mapping", config.z_dim, config.c_dim, config.mapping_layers
+        )
         synthesis = net.children["synthesis"]
         self.blocks = nn.ModuleList(
             _Block(synthesis.children[f"b{res}"], f"synthesis.b{res}", config.img_channels)
@@ -526,7 +435,8 @@ def _setting(
     value = kwargs.get(key, default)
     if value is None and optional:
         return None
-    if isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds):
+    wrong_kind = isinstance(value, bool) != (bool in kinds) or not isinstance(value, kinds)
+    if wrong_kind or (kinds == _WHOLE and value < 0):
         raise UserError(f"Generator setting {key} is {value!r}, not what StyleGAN2 takes")
     return int(value) if kinds == _WHOLE else value
 
@@ -548,6 +458,8 @@ def _configure(init_kwargs: dict[str, Any]) -> _Config:
     if resolution < 4 or resolution & (resolution - 1):
         raise UserError(f"Generator setting img_resolution is {resolution}, not a power of 2")
     w_dim = _setting(init_kwargs, "w_dim", None, whole)
+    if w_dim == 0:
+        raise UserError("Generator setting w_dim is 0: there would be no w")
     c_dim = _setting(init_kwargs, "c_dim", None, whole)
     embed = _setting(mapping, "embed_features", None, whole, optional=True)
     architecture = _setting(synthesis, "architecture", "skip", (str,))
@@ -899,29 +811,30 @@ def build(net: PickledModule) -> StyleGAN2Generator:
     config = _configure(net.init_kwargs)
     if config.w_avg_beta is None:
         raise UserError("the mapping network keeps no w_avg (w_avg_beta is None)")
-    _check_layout(net, _skeleton(config, net.init_kwargs))
-    num_ws = _count(net, "generator", "num_ws")
+    skeleton = _skeleton(config, net.init_kwargs)
+    check_tensors(
+        net.tensors(),
+        {name: tensor.shape for name, tensor in skeleton.tensors().items()},
+        "StyleGAN2",
+    )
+    _check_geometry(net, skeleton, "")
+    num_ws = whole(net, "generator", "num_ws")
     if num_ws != config.num_ws:
         raise UserError(f"the generator says num_ws = {num_ws}, its layers take {config.num_ws}")
     return StyleGAN2Generator(net, config).eval()
 
 
-def _check_layout(net: PickledModule, expected: PickledModule) -> None:
-    """Every tensor the settings call for, with its shape, and no other."""
-    found, wanted = net.tensors(), expected.tensors()
-    for name, tensor in wanted.items():
-        if name not in found:
-            raise UserError(f"tensor {name} {list(tensor.shape)} is missing")
-        if found[name].shape != tensor.shape:
-            raise UserError(
-                f"tensor {name} has shape {list(found[name].shape)}, expected {list(tensor.shape)}"
-            )
-    for name, tensor in found.items():
-        if name not in wanted:
-            raise UserError(
-                f"tensor {name} {list(tensor.shape)} is not part of a StyleGAN2 generator "
-                "with these settings"
-            )
+def _check_geometry(net: PickledModule, expected: PickledModule, path: str) -> None:
+    """The up-sampling factors and paddings the layers read place every pixel; the block
+    sizes fix them, so they must be the ones NVIDIA's constructors set for these settings."""
+    for key in ("up", "padding"):
+        if key in expected.attributes:
+            value = attribute(net, path, key)
+            if value != expected.attributes[key]:
+                wanted = expected.attributes[key]
+                raise UserError(f"{path}.{key} is {value!r}, expected {wanted!r} for this layout")
+    for name, child in expected.children.items():
+        _check_geometry(net.children[name], child, f"{path}.{name}" if path else name)
 
 
 def synthetic(config: dict[str, Any], seed: int) -> PickledModule:

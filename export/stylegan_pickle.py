@@ -20,7 +20,8 @@ import collections
 import hashlib
 import io
 import pickle
-from collections.abc import Mapping
+import types
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,21 @@ _ALLOWED: dict[tuple[str, str], Any] = {
 imported while reading a pickle."""
 
 
+class _Sealed:
+    """An allowed Python function as the unpickler hands it out. A pickle may apply BUILD
+    to any object it holds, and on a plain function that sets attributes such as
+    ``__defaults__``: torch's own rebuilders would keep the file's values for the rest of the
+    process. This stand-in has no attributes to set, so such a file fails to load instead."""
+
+    __slots__ = ("_function",)
+
+    def __init__(self, function: Callable[..., Any]) -> None:
+        object.__setattr__(self, "_function", function)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._function(*args)
+
+
 class _SafeUnpickler(pickle.Unpickler):
     def find_class(self, module: str, name: str) -> Any:
         allowed = _ALLOWED.get((module, name))
@@ -239,7 +255,8 @@ class _SafeUnpickler(pickle.Unpickler):
                 f"the pickle wants to load {module}.{name}, which is not data; refused "
                 "(only StyleGAN networks, tensors and numpy values are read)"
             )
-        return allowed
+        # Classes and C functions refuse new attributes by themselves.
+        return _Sealed(allowed) if isinstance(allowed, types.FunctionType) else allowed
 
     def persistent_load(self, pid: Any) -> Any:
         raise _Refused("the pickle refers to external objects (persistent ids); refused")

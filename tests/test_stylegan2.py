@@ -52,6 +52,25 @@ def test_builds_every_architecture_of_both_repositories(repository: str, archite
     assert torch.isfinite(image).all() and image.std() > 0.1
 
 
+def test_a_frozen_mapping_layer_keeps_its_weights_as_buffers() -> None:
+    """Freeze-M (``freeze_layers``) stores a layer's weight and bias as buffers, not
+    parameters: the same numbers, so the same w."""
+    network = synthetic(TINY, 0)
+    mapping = network.children["mapping"]
+    fc0 = mapping.children["fc0"]
+    frozen_fc0 = replace(fc0, parameters={}, buffers=dict(fc0.parameters))
+    frozen = replace(
+        network,
+        children={
+            **network.children,
+            "mapping": replace(mapping, children={**mapping.children, "fc0": frozen_fc0}),
+        },
+    )
+    z = latents(3, 32)
+    with torch.no_grad():
+        assert torch.equal(build(frozen).map(z), build(network).map(z))
+
+
 def test_a_conditional_generator_maps_each_label_to_its_own_w() -> None:
     generator = build(synthetic(tiny(c_dim=4), 0))
     z = latents(1, 32).expand(4, -1)
@@ -297,6 +316,16 @@ def without(parameters: dict[str, torch.Tensor], name: str) -> dict[str, torch.T
             "",
             lambda node: replace(node, init_kwargs={**node.init_kwargs, "img_resolution": 48}),
             r"img_resolution is 48, not a power of 2",
+        ),
+        (
+            "synthesis.b8.conv0",
+            lambda node: replace(node, attributes={**node.attributes, "up": 4}),
+            r"^synthesis\.b8\.conv0\.up is 4, expected 2 for this layout$",
+        ),
+        (
+            "mapping.fc0",
+            lambda node: replace(node, attributes={**node.attributes, "activation": ["lrelu"]}),
+            r"^mapping\.fc0\.activation is \['lrelu'\]; supported: linear, relu, lrelu$",
         ),
     ],
 )

@@ -21,13 +21,8 @@ import torch
 import torch.nn.functional as F
 
 from export.onnx_export import export_graph
-from export.stylegan3 import (
-    FilteredLeakyReLU,
-    build,
-    design_lowpass_filter,
-    small_config,
-    synthetic,
-)
+from export.stylegan3 import FilteredLeakyReLU, build
+from export.stylegan3_design import design_lowpass_filter, small_config, synthetic
 from export.stylegan_export import SynthesisNetwork
 from export.stylegan_pickle import PickledModule
 from installation.errors import UserError
@@ -311,3 +306,40 @@ def test_onnx_synthesis_with_transform_matches_torch(variant: str, tmp_path: Pat
         (actual,) = session.run(None, {"ws": ws.numpy(), "transform": transforms.numpy()})
         assert actual.shape == expected.shape
         np.testing.assert_allclose(actual, expected, atol=1e-4, rtol=0)
+
+
+def test_damaged_attributes_are_one_line_naming_them() -> None:
+    network = synthetic(small_config("T"), seed=12)
+    synthesis = network.children["synthesis"]
+
+    def with_synthesis(node: PickledModule) -> PickledModule:
+        return dataclasses.replace(network, children={**network.children, "synthesis": node})
+
+    def with_attribute(node: PickledModule, key: str, value: object) -> PickledModule:
+        return dataclasses.replace(node, attributes={**node.attributes, key: value})
+
+    layer = synthesis.children["L1_52_16"]
+    cases = {
+        "synthesis.layer_names": with_synthesis(with_attribute(synthesis, "layer_names", 5)),
+        "synthesis.L1_52_16.down_factor": with_synthesis(
+            dataclasses.replace(
+                synthesis,
+                children={
+                    **synthesis.children,
+                    "L1_52_16": with_attribute(layer, "down_factor", 0),
+                },
+            )
+        ),
+        "synthesis.input: sampling_rate 0": with_synthesis(
+            dataclasses.replace(
+                synthesis,
+                children={
+                    **synthesis.children,
+                    "input": with_attribute(synthesis.children["input"], "sampling_rate", 0),
+                },
+            )
+        ),
+    }
+    for name, broken in cases.items():
+        message = refusal(broken)
+        assert message.startswith(name) and "\n" not in message, message

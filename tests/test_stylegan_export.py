@@ -21,7 +21,7 @@ import pytest
 import torch
 from stylegan_fixtures import write_snapshot
 
-from export import stylegan2, stylegan3
+from export import stylegan2, stylegan3_design
 from export.assemble import assemble
 from export.stylegan_export import NVIDIA_WARNING, build_generator
 from export.stylegan_pickle import PickledModule, load_network
@@ -49,8 +49,8 @@ def stylegan2_config(c_dim: int = 0) -> dict[str, Any]:
 MODELS = {
     "stylegan2": lambda: stylegan2.synthetic(stylegan2_config(), seed=1),
     "stylegan2-conditional": lambda: stylegan2.synthetic(stylegan2_config(c_dim=3), seed=2),
-    "stylegan3-t": lambda: stylegan3.synthetic(stylegan3.small_config("T"), seed=3),
-    "stylegan3-r": lambda: stylegan3.synthetic(stylegan3.small_config("R"), seed=4),
+    "stylegan3-t": lambda: stylegan3_design.synthetic(stylegan3_design.small_config("T"), seed=3),
+    "stylegan3-r": lambda: stylegan3_design.synthetic(stylegan3_design.small_config("R"), seed=4),
 }
 
 
@@ -175,10 +175,10 @@ def reshaped(tree: PickledModule, dotted: str) -> PickledModule:
 def test_a_foreign_layout_is_one_line(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], model: str, change: Any, tensor: str
 ) -> None:
-    code, _, out = export(tmp_path, change(MODELS[model](), tensor), "--license", "x")
+    code, pickle_path, out = export(tmp_path, change(MODELS[model](), tensor), "--license", "x")
     error = capsys.readouterr().err.strip()
     assert code == 2
-    assert len(error.splitlines()) == 1 and tensor in error
+    assert len(error.splitlines()) == 1 and str(pickle_path) in error and tensor in error
     assert not out.exists()
 
 
@@ -197,17 +197,20 @@ def test_a_refinement_stage_stacks_on_a_stylegan_bundle(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], exported: Callable[[str], Exported]
 ) -> None:
     """The default bundle's 64->256 stage, re-exported from its ONNX weights for 32 px
-    input, stacked after a 32 px StyleGAN2: the W table and its files come along."""
+    input (keeping its name, so its training report can come along), stacked after a 32 px
+    StyleGAN2: the W table and its files come along."""
     stage = tmp_path / "stage"
+    report = REFINE_STAGE.with_name("refine-256.training.md")
     args = ["export", "stage", str(REFINE_STAGE), "--out", str(stage), "--input-size", "32"]
-    assert main([*args, "--license", "MIT"]) == 0
+    assert main([*args, "--name", "refine-256", "--include", str(report), "--license", "MIT"]) == 0
     assert "from refine-256.onnx" in capsys.readouterr().out
+    assert (stage / report.name).read_bytes() == report.read_bytes()
 
     bundle = assemble(exported("stylegan2").bundle, [stage], tmp_path / "stacked", "stacked")
     assert [s.output_size for s in bundle.stages] == [(32, 32), (128, 128)]
     assert bundle.w is not None and bundle.w.mapping.parent == tmp_path / "stacked"
     assert bundle.w == load_bundle(tmp_path / "stacked").w
-    assert "refine-128: MIT" in bundle.provenance["license"]
+    assert "refine-256: MIT" in bundle.provenance["license"]
 
 
 def test_an_onnx_file_that_is_not_a_refinement_stage_is_one_line(

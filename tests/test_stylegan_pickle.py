@@ -153,3 +153,23 @@ def test_a_truncated_snapshot_is_one_line(tmp_path: Path) -> None:
 def test_a_missing_file_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(UserError, match="cannot read"):
         load_network(tmp_path / "absent.pkl")
+
+
+def test_a_pickle_cannot_change_an_allowed_function(tmp_path: Path) -> None:
+    """BUILD on a global sets attributes of whatever it was given: on torch's rebuilder it
+    would leave new defaults (tensor metadata) for every later load in the process."""
+    rebuild = torch._utils._rebuild_tensor_v2
+    defaults = rebuild.__defaults__
+    # The rebuilder, then BUILD with slot state {"__defaults__": ({"planted": 1},)}, then {}.
+    payload = (
+        b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n(N}(V__defaults__\n(}(Vplanted\nK\x01ututb0}."
+    )
+    path = tmp_path / "evil.pkl"
+    path.write_bytes(payload)
+    try:
+        with pytest.raises(UserError, match="not a readable pickle") as caught:
+            load_network(path)
+        assert rebuild.__defaults__ == defaults
+    finally:
+        rebuild.__defaults__ = defaults
+    assert str(caught.value).startswith(f"{path}: ")
