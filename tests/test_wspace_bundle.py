@@ -4,15 +4,19 @@ mistake is one line naming the file (and key or tensor), exit code 2."""
 from __future__ import annotations
 
 import hashlib
+import logging
 import tomllib
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
+from onnx import numpy_helper
 from test_bundle import check, one_error_line
 from wspace_bundle import write_show, write_w_bundle
 
 from installation.engine.bundle import load_bundle, w_table
+from installation.engine.ladder import ORT_CPU, ladder_for
 
 SCENE = '[[scenes]]\nname = "one"\nseed = 1\n'
 
@@ -92,6 +96,7 @@ def test_a_w_bundle_needs_its_w_table(tmp_path: Path, capsys: pytest.CaptureFixt
         ("average-shape", "w_avg.npy: the average w is float32 [5], expected float32 [6]"),
         ("mapping-z", "mapping.onnx: input 'z' has shape [batch, 7] in the model, manifest says"),
         ("no-transform", "synthesis.onnx: expected 2 inputs (ws, transform), the model has 1 (ws)"),
+        ("mapping-nan", "mapping.onnx: the mapping gives NaN or infinite values for the sample's"),
     ],
 )
 def test_file_mistakes_name_the_file(
@@ -108,6 +113,14 @@ def test_file_mistakes_name_the_file(
     elif change == "mapping-z":
         write_w_bundle(tmp_path / "other", z_dim=7)
         (bundle / "mapping.onnx").write_bytes((tmp_path / "other" / "mapping.onnx").read_bytes())
+        resha(bundle, "mapping_sha256", "mapping.onnx")
+    elif change == "mapping-nan":
+        model = onnx.load(bundle / "mapping.onnx")
+        weights = next(item for item in model.graph.initializer if item.name == "A")
+        poisoned = numpy_helper.to_array(weights).copy()
+        poisoned[0, 0] = np.nan
+        weights.CopyFrom(numpy_helper.from_array(poisoned, "A"))
+        onnx.save(model, bundle / "mapping.onnx")
         resha(bundle, "mapping_sha256", "mapping.onnx")
     else:
         write_w_bundle(tmp_path / "other")
@@ -165,3 +178,20 @@ def test_the_w_table_is_written_as_it_is_read(tmp_path: Path) -> None:
     assert bundle.w is not None
     written = tomllib.loads((folder / "bundle.toml").read_text())["w"]
     assert w_table(bundle.w, folder) == written
+
+
+def test_tensorrt_passes_over_a_stylegan3_bundle_as_not_its_kind(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The TensorRT path feeds one input per stage, and a StyleGAN3 synthesis takes its input
+    transform too: the ladder passes over TensorRT with that reason, as a warning like
+    TensorRT not installed, never the error in capitals of a backend that failed."""
+    bundle = load_bundle(write_w_bundle(tmp_path / "bundle", transform=True))
+    ladder = ladder_for(bundle, "auto", 1, tmp_path / "engines")
+    with caplog.at_level(logging.INFO):
+        ladder.start().close()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert ladder.name == ORT_CPU
+    assert "tensorrt: its engines take one input per stage; this bundle's synthesis also " in (
+        caplog.text
+    )

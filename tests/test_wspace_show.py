@@ -4,6 +4,8 @@ across separate instances, and the mapping kept off the display's and controller
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 from wspace_bundle import write_show, write_w_bundle
 
 from installation.control.osc.addresses import AddressSpace
+from installation.control.reload import Reloader
 from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle, load_bundle
 from installation.engine.mapping import Mapping, conductor_for
@@ -147,3 +150,86 @@ def test_a_reload_keeps_playing_in_w(tmp_path: Path) -> None:
     conductor.replace_show(load_show(tmp_path / "show.toml"))
     assert conductor.plans_at([1.0])[0].layers[0].latent.shape == (bundle.input_size,)
     assert frame(pipeline, conductor, 1.0).shape == (16, 16, 3)
+
+
+def test_a_night_of_transitions_unpainted_is_painted_in_the_morning(tmp_path: Path) -> None:
+    """Closing hours: the display moves a playlist on while the worker sleeps, and each
+    scene here begins during the last one's morph, so each transition starts from the one
+    before. Thousands of them, never painted, are one picture when the worker wakes, not a
+    RecursionError in the worker every time it restarts."""
+    playlist = scene(duration=1.0, next='"one"').replace("morph = 2.0", "morph = 5.0")
+    bundle, pipeline, conductor = parts(tmp_path, playlist)
+    for second in range(1, 3001):
+        conductor.tick(float(second))
+    (plan,) = conductor.plans_at([3000.5])
+    assert plan.layers[0].latent.shape == (bundle.input_size,)
+    assert np.isfinite(plan.layers[0].latent).all()
+    assert frame(pipeline, conductor, 3000.6).shape == (16, 16, 3)
+
+
+def test_a_reload_checks_its_scenes_against_the_bundle_that_plays(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A reload naming another bundle takes effect at the next start; until then every later
+    reload is checked against the bundle that plays too: a label its mapping has no class
+    for would fail in the worker at every frame."""
+    playing = write_w_bundle(tmp_path / "a", c_dim=3)
+    later = write_w_bundle(tmp_path / "b", c_dim=10, seed=1)
+    show = load_show(write_show(tmp_path, playing, scene()))
+    applied: list[object] = []
+    reloader = Reloader(show, load_bundle(show.bundle), applied.append)
+    write_show(tmp_path, later, scene())
+    reloader.reload()
+    assert reloader.reloads == 1
+    write_show(tmp_path, later, scene(label=7))
+    reloader.reload()
+    assert reloader.failures == 1 and len(applied) == 1
+    assert "label: scene 'one': the bundle has classes 0 to 2, got 7" in caplog.text
+
+
+@pytest.mark.parametrize("hold", [0.0, 1.0])
+def test_a_new_hold_mid_morph_moves_no_face(tmp_path: Path, hold: float) -> None:
+    """/hold between 0 and more while a face is morphing (the default easing): the morph
+    keeps its progress and its path, so the picture does not jump where the change lands."""
+    pace = scene().replace("hold = 1.0", f"hold = {hold}")
+    _, _, conductor = parts(tmp_path, pace)
+    now = [0.0]
+    conductor.start(lambda: now[0])
+
+    def at(t: float) -> np.ndarray:
+        return conductor.plans_at([t])[0].layers[0].latent.astype(np.float64)
+
+    now[0] = hold + 2.0 + hold + 0.6  # in the second morph
+    before = at(now[0] + 0.1)  # the horizon: the change starts here
+    face = np.linalg.norm(before - at(hold + 2.0))
+    conductor.set_pace(hold=1.0 - hold)
+    np.testing.assert_allclose(at(now[0] + 0.1), before, atol=1e-6 * face)
+
+
+def test_the_keyframe_cache_changes_no_value(tmp_path: Path) -> None:
+    """A conductor whose mapping keeps nothing, asked for the times backwards, gives the
+    same layer values bit for bit as one whose cache is warm from painting them forwards."""
+    keys = {"mix": "{ from_layer = 2, seed = 8 }", "breathing": 0.2, "hold": 0.0}
+    text = scene(**keys).replace("hold = 1.0\n", "")
+    bundle, _, warm = parts(tmp_path, text, c_dim=2)
+    show = load_show(tmp_path / "show.toml")
+    cold = Conductor(show, 8, "normal", 1, Mapping(bundle, cache_size=0).space())
+    times = [0.0, 0.3, 1.9, 2.0, 2.05, 7.7, 1e5 + 0.5]
+    forwards = [warm.plans_at([t])[0].layers[0].latent for t in times]
+    backwards = [cold.plans_at([t])[0].layers[0].latent for t in reversed(times)]
+    for a, b in zip(forwards, reversed(backwards), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_two_processes_render_the_same_frames(tmp_path: Path) -> None:
+    keys = {"mix": "{ from_layer = 2, seed = 8 }", "rotate": 30.0, "breathing": 0.2}
+    bundle = write_w_bundle(tmp_path / "bundle", transform=True)
+    show = write_show(tmp_path, bundle, scene(**keys))
+    command = Path(sys.executable).with_name("installation")
+    for out in ("a", "b"):
+        args = [command, "render", show, "--seconds", "4", "--fps", "3", "--out", tmp_path / out]
+        subprocess.run(args, check=True, capture_output=True, timeout=120)
+    frames = sorted(path.name for path in (tmp_path / "a").glob("frame_*.png"))
+    assert len(frames) == 12
+    for name in frames:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()

@@ -40,9 +40,10 @@ class Reloader:
     ) -> None:
         self.show = show
         self.bundle = bundle
-        #: Stages of the bundle that runs: a reloaded show's scenes must fit it now, and the
-        #: reloaded bundle's from the next start.
+        #: Stages and latent space of the bundle that runs: a reloaded show's scenes must fit
+        #: it now, and the reloaded bundle from the next start.
         self.stage_count = len(bundle.stages)
+        self.playing_w = bundle.w
         self.apply = apply
         self.interval = interval
         self.reloads = 0
@@ -81,7 +82,7 @@ class Reloader:
         try:
             show = load_show(path)
             bundle = load_bundle(show.bundle)
-            check_show_bundle(show, min(self.stage_count, len(bundle.stages)), self.bundle.w)
+            check_show_bundle(show, min(self.stage_count, len(bundle.stages)), self.playing_w)
             check_show_bundle(show, len(bundle.stages), bundle.w)  # and at the next start
             check_bundle(bundle)
         except UserError as exc:
@@ -103,6 +104,7 @@ class Reloader:
 
 
 def _identity(bundle: Bundle) -> tuple[object, ...]:
-    """What makes two bundles the same models: the folder, and every stage as declared
-    (its sha256 included, so new files under the same names count as a new bundle)."""
-    return bundle.path.resolve(), bundle.stages
+    """What makes two bundles the same models: the folder, and every stage (and a W bundle's
+    mapping and average) as declared, sha256 included, so new files under the same names count
+    as a new bundle."""
+    return bundle.path.resolve(), bundle.stages, bundle.w

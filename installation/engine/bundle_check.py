@@ -87,7 +87,7 @@ def keyframe_latents(bundle: Bundle, seed: int, count: int) -> np.ndarray:
     mapping = Mapping(bundle, cache_size=count)
     try:
         space = mapping.space()
-        return np.stack(
+        latents = np.stack(
             [
                 space.ws(space.offset(seed, index, 0), None, 1.0, 0.0, UPRIGHT.at(0.0))
                 for index in range(count)
@@ -95,6 +95,12 @@ def keyframe_latents(bundle: Bundle, seed: int, count: int) -> np.ndarray:
         )
     finally:
         mapping.close()
+    if not np.isfinite(latents).all():  # named here, not as the synthesis drawing NaN
+        raise UserError(
+            f"{bundle.w.mapping}: the mapping gives NaN or infinite values for the sample's "
+            f"z (seed {seed})"
+        )
+    return latents
 
 
 def _judge_sample(bundle: Bundle, pipeline: Pipeline, limits: Limits) -> list[str]:

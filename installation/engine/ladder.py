@@ -27,7 +27,7 @@ from pathlib import Path
 import onnxruntime as ort
 
 from installation.engine.backend import CPU, CUDA, Backend, OnnxRuntimeBackend
-from installation.engine.bundle import Bundle
+from installation.engine.bundle import Bundle, extra_inputs
 from installation.engine.bundle_check import check_bundle
 from installation.engine.faults import DeliberateFault, Faults, FaultyPipeline
 from installation.engine.fp16 import proven_variants
@@ -206,7 +206,14 @@ def ladder_for(
 
 def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:
     """TensorRT not installed is a PC meant for the CPU; installed but failing (no driver,
-    stale engines) is a fault on a PC meant for the GPU."""
+    stale engines) is a fault on a PC meant for the GPU. A StyleGAN3 synthesis takes its input
+    transform as a second input, which the TensorRT path does not feed: not this backend's
+    kind of bundle, like TensorRT not installed."""
+    if extra_inputs(bundle, 0):
+        raise Absent(
+            "its engines take one input per stage; this bundle's synthesis also takes "
+            "an input transform (StyleGAN3): ONNX Runtime runs it"
+        )
     if importlib.util.find_spec("tensorrt") is None:
         raise Absent(f"TensorRT is not installed ({INSTALL_HINT})")
     from installation.engine.gpu.engine_cache import EngineCache

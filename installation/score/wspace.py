@@ -10,18 +10,20 @@ The path through the keyframes is a cubic Hermite spline in the *eased* morph pa
 ``u = easing(progress)``, so that the velocity is continuous at every keyframe (C1) and a
 face never kinks there:
 
-* ``hold > 0``: tangents are zero. A held face is at rest, so the velocity arriving at and
-  leaving a keyframe must be 0 for the motion to be C1 whatever the easing (``linear``
-  included, whose own slope at the ends is not 0). Each morph is then the straight segment
-  between two faces, traversed by the Hermite blend of ``u`` (smoothstep of the eased
-  progress: faces linger a little longer than the same easing in Z).
-* ``hold = 0``: Catmull-Rom tangents, half the difference of the neighbouring keyframes, so
-  the walk flows through each face along a curve instead of turning a corner there. The
-  velocity at a keyframe is ``tangent * easing'(end) / morph`` from both sides, and every
-  easing has the same slope at both ends (1 for linear, 0 for the others), so it is
-  continuous. The first face's tangent is 0: the walk starts from rest, as the transition
-  that brings a scene in (or a restarted scene, a new seed) ends at rest, so a scene begun
-  again joins its entry without a kink.
+* Catmull-Rom tangents, half the difference of the neighbouring keyframes, so the walk
+  flows through each face along a curve instead of turning a corner there. The velocity at
+  a keyframe is ``tangent * easing'(end) / morph`` from both sides, and every easing has the
+  same slope at both ends (1 for linear, 0 for the others), so it is continuous; with a
+  hold, a held face is at rest and so is a morph's every end (slope 0). The first face's
+  tangent is 0: the walk starts from rest, as the transition that brings a scene in (or a
+  restarted scene, a new seed) ends at rest, so a scene begun again joins its entry
+  without a kink. A new ``/hold`` mid-morph keeps the morph's progress and so its point on
+  the same curve: the face does not move where the change lands.
+* ``hold > 0`` with the ``linear`` easing, whose slope at the ends is not 0: tangents are
+  zero, so that a morph leaves and reaches its held faces at rest. Each morph is then the
+  straight segment between two faces, traversed by the Hermite blend of ``u`` (smoothstep
+  of the progress). Here alone a ``/hold`` between 0 and more mid-morph changes the curve
+  under the face, which moves by up to about a tenth of the way between two faces, once.
 
 At a keyframe time the result is that keyframe's w exactly: the offsets are exact float64
 differences of float32 values, and nothing is added to them there.
@@ -36,6 +38,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from installation.score.easing import get_easing
+from installation.score.plan import Deferred, Layer
 from installation.score.ramp import Ramp
 from installation.score.trajectory import Trajectory
 
@@ -81,7 +84,7 @@ class WSpace:
             return here
         there = self.offset(trajectory.seed, index + 1, label)
         u = float(get_easing(trajectory.easing)((phase - trajectory.hold) / trajectory.morph))
-        if trajectory.hold > 0:
+        if trajectory.hold > 0 and trajectory.easing == "linear":
             return hermite(here, there, 0.0, 0.0, u)
         before = self.offset(trajectory.seed, index - 1, label) if index > 0 else None
         start = 0.0 if before is None else 0.5 * (there - before)
@@ -112,9 +115,47 @@ class WSpace:
     def blend(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
         """From layer values ``a`` (a transition's still start) to ``b`` (a face at rest) at
         eased progress ``t``: the straight line, with zero tangents at both ends like a
-        morph between held faces, so a transition is C1 whatever the easing."""
+        linear morph between held faces, so a transition is C1 whatever the easing."""
         a64 = a.astype(np.float64)
         return hermite(a64, b.astype(np.float64), 0.0, 0.0, t).astype(np.float32)
+
+
+class Blend(Deferred):
+    """A W morph's layer values at one moment: eased ``progress`` of the way from the picture
+    ``source`` to ``target`` (``WSpace.blend``), computed where the frame is painted.
+
+    A transition begun during a morph starts from that morph's picture, which may itself
+    start from another's: while no frame is painted (closing hours, when the display still
+    moves playlists on; a worker restarting; cuts faster than frames) the chain grows by one
+    per cut, thousands in a night. Deferred values asking each other in turn would then
+    overflow Python's stack, in the worker, each time it tried again. So the pending steps
+    are computed oldest first, in a loop, each asking only for a value already there; and
+    each lets go of its pictures once it has its own, which frees the chain behind it."""
+
+    def __init__(self, space: WSpace, source: Layer, target: Layer, progress: float) -> None:
+        super().__init__(self._chain)
+        self._parts: tuple[WSpace, Layer, Layer, float] | None = (space, source, target, progress)
+
+    def _pending_source(self) -> Blend | None:
+        """The step this one starts from, if that is a blend not computed yet."""
+        parts = self._parts
+        source = None if parts is None else parts[1].value
+        return source if isinstance(source, Blend) and source._parts is not None else None
+
+    def _chain(self) -> np.ndarray:
+        pending: list[Blend] = []
+        step = self._pending_source()
+        while step is not None:
+            pending.append(step)
+            step = step._pending_source()
+        for step in reversed(pending):
+            step.get()
+        parts = self._parts
+        assert parts is not None
+        space, source, target, progress = parts
+        value = space.blend(source.latent, target.latent, progress)
+        self._parts = None
+        return value
 
 
 def hermite(
