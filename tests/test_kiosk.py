@@ -57,7 +57,9 @@ def wait_for_record(runtime: Path, check: Callable[[dict[str, Any]], bool]) -> d
     raise AssertionError(f"the health record never matched; last: {record}")
 
 
-def test_sigterm_exits_zero_within_two_seconds(tmp_path: Path, notify_socket: NotifySocket) -> None:
+def test_sigterm_exits_zero_before_systemd_would_kill_it(
+    tmp_path: Path, notify_socket: NotifySocket
+) -> None:
     runtime = tmp_path / "run"
     environ = environment(runtime, NOTIFY_SOCKET=str(notify_socket.path), WATCHDOG_USEC="400000")
     child = subprocess.Popen(
@@ -88,7 +90,9 @@ def test_sigterm_exits_zero_within_two_seconds(tmp_path: Path, notify_socket: No
         child.kill()
         _out, stderr = child.communicate()
     assert returncode == 0, stderr
-    assert took < 2.0
+    # The fade takes 0.8 s; what must hold on any machine is the unit's stop timeout, after
+    # which systemd would kill the show mid-fade.
+    assert took < stop_timeout(), f"took {took:.1f} s"
     assert "Traceback" not in stderr
     assert notify_socket.times_of("WATCHDOG", "1")
     [stopping] = notify_socket.times_of("STOPPING", "1")
@@ -317,3 +321,10 @@ def test_status_of_a_damaged_record_is_one_line(tmp_path: Path) -> None:
         f"installation: error: {path}: a damaged status file "
         "(TypeError: list indices must be integers or slices, not str)\n"
     )
+
+
+def stop_timeout() -> float:
+    """The seconds systemd gives the show to stop (``TimeoutStopSec`` of its unit)."""
+    unit = Path(__file__).parent.parent / "deploy" / "installation.service"
+    [line] = [line for line in unit.read_text().splitlines() if line.startswith("TimeoutStopSec=")]
+    return float(line.split("=", 1)[1])
