@@ -172,7 +172,9 @@ def test_sigterm_fades_to_black_and_ends_the_show() -> None:
         display, result = run(Faults(), 30.0, service(signals=signals))
     took = time.monotonic() - started
     assert result.error is None
-    assert 1.5 + STOP_FADE - 0.1 < took < 1.5 + STOP_FADE + 1.0
+    # At least the fade after the signal; far less than the 30 s the show was asked to run
+    # (the bound is loose so that a loaded machine cannot fail it).
+    assert 1.5 + STOP_FADE - 0.1 < took < 15.0
     assert signal.getsignal(signal.SIGTERM) is previous, "the handler was put back"
     levels = [s.brightness for s in display.shown if s.at > display.shown[-1].at - STOP_FADE]
     assert levels[0] > 40 and levels[-1] < 2, "faded to black"
