@@ -22,6 +22,7 @@ from installation.control.reload import Reloader
 from installation.control.steering import ShowControl
 from installation.display import Display, DisplayLost
 from installation.engine.frames import FrameQueue
+from installation.engine.gpu.gl_interop import GpuFrames
 from installation.engine.ladder import BackendLadder
 from installation.engine.pipeline import Pipeline
 from installation.engine.quality import AdaptiveQuality, QualityPolicy
@@ -84,7 +85,7 @@ class RunningShow:
             show.display.fps,
             show.engine.lead,
             None,
-            _quality(show, ladder),
+            adaptive_quality(show, ladder, conductor),
         )
         running.show = show
         running.signals = signals
@@ -139,6 +140,7 @@ class RunningShow:
         self.conductor.start(clock)
         self.conductor.on_cut(queue.invalidate)
         serials = itertools.count()
+        gpu_frames = GpuFrames(self.display.gpu_offer, queue.capacity)
         worker = WorkerSupervisor(
             lambda: InferenceWorker(
                 self.ladder.pipeline,
@@ -149,12 +151,14 @@ class RunningShow:
                 self.lead,
                 serials,
                 self.quality,
+                gpu_frames.ring(self.ladder.name, self.ladder.pipeline),
             ),
             fallback=self._fall,
         )
         stats = LoopStats(budget=1.0 / self.fps)
         lost: str | None = None
         with ExitStack() as started:
+            started.callback(gpu_frames.free)  # last: after the worker that writes its ring
             worker.start()
             started.callback(worker.stop)
             started.callback(self.service.stop)
@@ -201,11 +205,14 @@ def play(
     return RunningShow(display, engine, conductor, fps, lead, service, quality).play(duration)
 
 
-def _quality(show: Show, ladder: BackendLadder) -> AdaptiveQuality:
-    """The show's quality setting over the stages of its bundle, named with their sizes."""
+def adaptive_quality(show: Show, ladder: BackendLadder, conductor: Conductor) -> AdaptiveQuality:
+    """The show's quality setting over the stages of its bundle, named with their sizes,
+    judged against how fast the ``conductor`` moves the picture."""
     labels = [f"{s.spec.name} ({s.spec.output_size[0]} px)" for s in ladder.pipeline.stages]
-    policy = QualityPolicy(min_rate=show.engine.min_rate)
-    return AdaptiveQuality(labels, policy, adaptive=show.engine.quality == "adaptive")
+    engine = show.engine
+    policy = QualityPolicy(min_rate=engine.min_rate, max_step=engine.max_step)
+    adaptive = engine.quality == "adaptive"
+    return AdaptiveQuality(labels, policy, adaptive, motion=conductor.motion)
 
 
 def _osc_state(server: OscServer | None) -> Record:

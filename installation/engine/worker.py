@@ -21,15 +21,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 
+import numpy as np
+
 from installation.engine.frames import Frame, FrameQueue
-from installation.engine.paint import paint, stages_to_run
+from installation.engine.gpu.gl_interop import DeviceImage, DeviceRing, paint_on_device
+from installation.engine.paint import paint, single_layer, stages_to_run
 from installation.engine.pipeline import Pipeline
 from installation.engine.quality import AdaptiveQuality
-from installation.score.plan import FramePlan
+from installation.score.plan import FramePlan, Plan
 
 log = logging.getLogger(__name__)
 
-PlanSource = Callable[[Sequence[float]], list[FramePlan]]
+PlanSource = Callable[[Sequence[float]], list[Plan]]
 
 
 class InferenceWorker:
@@ -51,6 +54,7 @@ class InferenceWorker:
         lead: float,
         serials: Iterator[int],
         quality: AdaptiveQuality | None = None,
+        ring: DeviceRing | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.plans_at = plans_at
@@ -60,6 +64,9 @@ class InferenceWorker:
         self.lead = lead
         self.serials = serials
         self.quality = quality
+        #: Where frames wait on the GPU when they go straight to the GL presenter's texture
+        #: (installation.engine.gpu.gl_interop); None: every frame is painted on the host.
+        self.ring = ring
         self.generated = 0
         self.skipped = 0
         self.error: BaseException | None = None
@@ -101,25 +108,40 @@ class InferenceWorker:
                 self.skipped += behind - index
                 index = behind
             # A slow machine needs to look further ahead than ``lead`` to have anything to blend.
-            lead = max(self.lead, ready_at - now + 1 / self.fps)
+            # A slow pace needs a frame only every ``step`` times (adaptive quality); the
+            # display blends between them, so it needs each one that much earlier again.
+            step = self.quality.spacing(self.fps) if self.quality else 1
+            lead = max(self.lead, ready_at - now + 1 / self.fps) + (step - 1) / self.fps
             ahead = index / self.fps - now
             if ahead > lead:
                 self.queue.wait_for_invalidation(epoch, ahead - lead)
                 continue
             self._generate(index, epoch)
-            index += 1
+            index += step
 
     def _generate(self, index: int, epoch: int) -> None:
         t = index / self.fps
         plans = self.plans_at([t])
         cap = self.quality.cap if self.quality else None
         started = time.perf_counter()
-        image = paint(self.pipeline, plans, cap)[0]
+        image, device = self._paint(plans[0], cap)
         elapsed = time.perf_counter() - started
-        if self.quality and len(plans[0].layers) == 1:  # a crossfade's two pictures cost double
-            stages = stages_to_run(plans[0].layers[0], cap)
+        layer = single_layer(plans[0])
+        if self.quality and layer is not None:  # a crossfade's two pictures cost double
+            stages = stages_to_run(layer, cap)
             self.quality.record(elapsed, stages or len(self.pipeline.stages))
         self._latency = elapsed if self.generated == 0 else 0.9 * self._latency + 0.1 * elapsed
         # A frame begun before a cut belongs to an ended epoch: the queue drops it.
-        self.queue.put([Frame(t, image, next(self.serials))], epoch)
+        self.queue.put([Frame(t, image, next(self.serials), device)], epoch)
         self.generated += 1
+
+    def _paint(self, plan: Plan, cap: int | None) -> tuple[np.ndarray | None, DeviceImage | None]:
+        """The frame on the GPU where it can stay there (one picture, a ring to wait in), else
+        on the host: crossfades and mosaics are mixed there."""
+        layer = single_layer(plan)
+        if self.ring is not None and isinstance(plan, FramePlan) and layer is not None:
+            stages = stages_to_run(layer, cap)
+            device = paint_on_device(self.pipeline, layer.latent, stages, self.ring)
+            if device is not None:
+                return None, device
+        return paint(self.pipeline, [plan], cap)[0], None

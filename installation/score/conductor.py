@@ -25,12 +25,13 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from installation.errors import UserError
 from installation.score.breathing import Modulation
 from installation.score.cue import SMOOTHING, Cue, Score, begin
-from installation.score.plan import FramePlan
+from installation.score.motion import pace
+from installation.score.plan import Mosaic, Plan
 from installation.score.ramp import Ramp
 from installation.score.scenes import check_pace
 from installation.score.show import Show
@@ -69,10 +70,12 @@ class Conductor:
     ) -> None:
         """``wspace`` is a W bundle's latent space (``installation.engine.mapping``), None
         for a Z bundle."""
-        if entropy is None:
-            score = Score(show.scenes, latent_size, distribution, wspace=wspace)
-        else:
-            score = Score(show.scenes, latent_size, distribution, entropy, wspace)
+        rows, self._columns = show.display.grid
+        self._gutter = show.display.background
+        streams = rows * self._columns
+        score = Score(show.scenes, latent_size, distribution, wspace=wspace, streams=streams)
+        if entropy is not None:
+            score = replace(score, entropy=entropy)
         self._lock = threading.Lock()
         self._clock: Clock = lambda: 0.0
         self._cue = begin(score, 0, 0.0, 0, Modulation())
@@ -101,15 +104,22 @@ class Conductor:
         a tuple replaced whole, so a controller cutting meanwhile calls a consistent set."""
         self._cut_listeners = (*self._cut_listeners, listener)
 
-    def plans_at(self, times: Sequence[float]) -> list[FramePlan]:
-        """What to draw at each show time; for the inference worker."""
+    def plans_at(self, times: Sequence[float]) -> list[Plan]:
+        """What to draw at each show time (a mosaic of every face stream's plan in a grid
+        layout); for the inference worker."""
         with self._lock:
             cue, frozen_at, paused = self._cue, self._frozen_at, self._paused
             self._horizon = max(self._horizon, max(times, default=0.0))
-        plans = []
+        plans: list[Plan] = []
         for t in times:
             c = (t if frozen_at is None else min(t, frozen_at)) - paused
-            plans.append(cue.governing(c).plan_at(c))
+            playing = cue.governing(c)
+            streams = playing.score.streams
+            if streams == 1:
+                plans.append(playing.plan_at(c))
+            else:
+                cells = tuple(playing.plan_at(c, k) for k in range(streams))
+                plans.append(Mosaic(cells, self._columns, self._gutter))
         return plans
 
     def tick(self, now: float) -> float:
@@ -127,6 +137,17 @@ class Conductor:
                 self._interval += weight * (interval - self._interval)
             self._last_tick = now
             return self._master.at(now) * cue.brightness_at(c)
+
+    def motion(self) -> float:
+        """How fast the picture moves at the present pace, in faces per second (the peak of
+        ``installation.score.motion.pace``; 0 while frozen); adaptive quality asks on the
+        inference worker's thread, for the frame it is about to make."""
+        with self._lock:
+            if self._frozen_at is not None:
+                return 0.0
+            c = self._content(max(self._clock(), self._horizon))
+            cue = self._cue.governing(c)
+        return pace(cue, c)
 
     def status(self) -> Status:
         with self._lock:
@@ -255,7 +276,7 @@ class Conductor:
         """
         with self._lock:
             old = self._cue.score
-            score = Score(show.scenes, old.latent_size, old.distribution, old.entropy, old.wspace)
+            score = replace(old, scenes=show.scenes)
             now = self._clock()
             c = self._content(now)
             cue = self._cue.governing(c)
