@@ -12,8 +12,12 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from installation.engine.gpu.gl_interop import DeviceImage
 
 
 @dataclass(frozen=True)
@@ -21,12 +25,14 @@ class Frame:
     """One generated picture: ``image`` is H x W x 3 uint8 RGB, ``t`` its show time in seconds.
 
     ``serial`` increases by one for every frame the worker makes, so the display can cache
-    uploaded textures by it.
+    uploaded textures by it. A frame that never left the GPU (TensorRT drawing for the GL
+    presenter, ``installation.engine.gpu.gl_interop``) has ``device`` instead of ``image``.
     """
 
     t: float
-    image: np.ndarray
+    image: np.ndarray | None
     serial: int
+    device: DeviceImage | None = None
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from installation.score.plan import Deferred, FramePlan, Layer
 from installation.score.ramp import Ramp
 from installation.score.scenes import Scene
 from installation.score.trajectory import TIME_LIMIT, Trajectory, slerp
-from installation.score.wspace import UPRIGHT, View, WSpace, breath_scale
+from installation.score.wspace import UPRIGHT, Blend, View, WSpace, breath_scale
 
 #: Seconds over which live changes glide to their new value. Truncation and speed are
 #: moods, so they change slowly; intensity follows music, so it must be quick.
@@ -37,13 +37,16 @@ class Score:
     entropy from which this run draws the seeds of scenes whose seed is "random".
 
     ``latent_size`` and ``distribution`` are the seeds' z; ``wspace`` is set for a W bundle,
-    whose faces move in W (``installation.score.wspace``), None for a Z bundle."""
+    whose faces move in W (``installation.score.wspace``), None for a Z bundle. ``streams``
+    is how many faces the screen shows at once (a grid layout): stream k plays the same
+    cues with every seed offset by k, so each cell walks its own faces on one timeline."""
 
     scenes: tuple[Scene, ...]
     latent_size: int
     distribution: str
     entropy: int = field(default_factory=lambda: secrets.randbits(63))
     wspace: WSpace | None = None
+    streams: int = 1
 
     def seed_for(self, scene: Scene, serial: int) -> int:
         """The scene's own seed, or for a random scene one drawn from (entropy, serial):
@@ -83,8 +86,12 @@ class Walk:
             return self.anchor
         return self.anchor + self.speed.integral(self.origin, c)
 
-    def latent_at(self, c: float) -> np.ndarray:
-        return self.trajectory.latent_at(self.time_at(c))
+    def stream(self, k: int) -> Trajectory:
+        """The trajectory of face stream ``k`` (see ``Score``): this one, seed offset by k."""
+        return replace(self.trajectory, seed=self.trajectory.seed + k) if k else self.trajectory
+
+    def latent_at(self, c: float, stream: int = 0) -> np.ndarray:
+        return self.stream(stream).latent_at(self.time_at(c))
 
     def face_at(self, c: float) -> tuple[int, bool]:
         """The face held or being left at ``c``, and whether a morph is under way."""
@@ -123,13 +130,14 @@ class Walk:
 @dataclass(frozen=True, eq=False)
 class Entry:
     """How a scene (or a new seed, or a skipped face) replaced the picture before it:
-    ``kind`` "morph" walks from ``source`` to the new latent, "crossfade" mixes pictures."""
+    ``kind`` "morph" walks from the stream's source (one per stream) to the new latent,
+    "crossfade" mixes pictures."""
 
     kind: str
     start: float
     seconds: float
     easing: str
-    source: Layer
+    sources: tuple[Layer, ...]
 
     def progress(self, c: float) -> float | None:
         """Eased progress at ``c``, or None once the entry is over."""
@@ -180,48 +188,54 @@ class Cue:
             cue = cue.successor
         return cue
 
-    def plan_at(self, c: float) -> FramePlan:
-        layer = self._layer_at(c)
+    def plan_at(self, c: float, stream: int = 0) -> FramePlan:
+        """What face stream ``stream`` (0 unless the screen shows a grid) draws at ``c``."""
+        layer = self._layer_at(c, stream)
         progress = None if self.entry is None else self.entry.progress(c)
         if progress is None:
             return FramePlan((layer,))
         assert self.entry is not None
-        source = self.entry.source
+        source = self.entry.sources[stream]
         if self.entry.kind == "morph":
             space = self.score.wspace
             if space is None:
                 latent = slerp(source.latent, layer.latent, progress)
                 return FramePlan((Layer(latent, layer.stages),))
-            blended = Deferred(lambda: space.blend(source.latent, layer.latent, progress))
+            blended = Blend(space, source, layer, progress)
             return FramePlan((Layer(blended, layer.stages),))
         return FramePlan((replace(source, weight=1.0 - progress), replace(layer, weight=progress)))
 
-    def _layer_at(self, c: float) -> Layer:
+    def dominants(self, c: float) -> tuple[Layer, ...]:
+        """Each stream's dominant layer at ``c``: where a transition from here starts."""
+        return tuple(self.plan_at(c, k).dominant for k in range(self.score.streams))
+
+    def _layer_at(self, c: float, stream: int) -> Layer:
         if self.score.wspace is not None:
-            return Layer(Deferred(partial(self._w_latent, self.score.wspace, c)), self.scene.stages)
-        latent = self.walk.latent_at(c) * np.float32(self.truncation.at(c))
+            compute = partial(self._w_latent, self.score.wspace, c, stream)
+            return Layer(Deferred(compute), self.scene.stages)
+        latent = self.walk.latent_at(c, stream) * np.float32(self.truncation.at(c))
         depth = self.breathing.at(c) * self.modulation.level(c)
         if depth:
             size, distribution = self.score.latent_size, self.score.distribution
-            offset = depth * drift(self.seed, size, distribution, c - self.started)
+            offset = depth * drift(self.seed + stream, size, distribution, c - self.started)
             latent = (latent + offset).astype(np.float32)
         return Layer(latent, self.scene.stages)
 
-    def _w_latent(self, space: WSpace, c: float) -> np.ndarray:
+    def _w_latent(self, space: WSpace, c: float, stream: int) -> np.ndarray:
         """The layer values of a W bundle at ``c`` (run where the frame is painted: the
         keyframes it needs may have to be mapped)."""
         scene = self.scene
-        trajectory = self.walk.trajectory
+        trajectory = self.walk.stream(stream)
         t = self.walk.time_at(c)
         offset = space.offset_at(trajectory, t, scene.label)
         mixed = None
         if scene.mix is not None:
-            other = replace(trajectory, seed=scene.mix.seed)
+            other = replace(trajectory, seed=scene.mix.seed + stream)
             mixed = (scene.mix.from_layer, space.offset_at(other, t, scene.label))
         breath: np.ndarray | float = 0.0
         depth = self.breathing.at(c) * self.modulation.level(c)
         if depth:
-            wave = drift(self.seed, space.w_dim, "normal", c - self.started)
+            wave = drift(self.seed + stream, space.w_dim, "normal", c - self.started)
             breath = depth * breath_scale(offset) * wave
         return space.ws(offset, mixed, self.truncation.at(c), breath, self.view.at(c))
 
@@ -264,7 +278,7 @@ class Cue:
         is reached when the transition ends, and its hold counts from then."""
         entry = None
         if kind != "cut" and seconds > 0:
-            entry = Entry(kind, c, seconds, self.scene.easing, self.plan_at(c).dominant)
+            entry = Entry(kind, c, seconds, self.scene.easing, self.dominants(c))
         start = c if entry is None else c + seconds
         walk = Walk(trajectory, start, face * trajectory.period, self.walk.speed)
         return replace(self, walk=walk, seed=trajectory.seed, entry=entry)
@@ -315,8 +329,8 @@ def begin(
     entry = None
     if not through_black and scene.transition != "cut" and scene.morph > 0:
         assert leaving is not None
-        source = leaving.plan_at(at).dominant
-        entry = Entry(scene.transition, at, scene.morph, scene.easing, source)
+        sources = leaving.dominants(at)
+        entry = Entry(scene.transition, at, scene.morph, scene.easing, sources)
     # The first face is reached when the transition ends; its hold counts from then.
     start = at if entry is None else at + entry.seconds
     walk = Walk(trajectory, start, 0.0, Ramp.constant(scene.speed))

@@ -3,7 +3,8 @@
 Most frames are one latent through every stage. A scene may stop after fewer stages, and a
 crossfade between scenes needs two pictures mixed; both are described by a ``FramePlan``, so
 the conductor stays pure (no pipeline, no images). ``installation.engine.paint`` is the one
-place that turns plans into pixels.
+place that turns plans into pixels. A grid layout shows several face streams at once: its
+frames are a ``Mosaic`` of plans, one per stream.
 
 A W bundle's latent needs its keyframes mapped (a model run), which must happen where frames
 are painted, never on the display's or a controller's thread: its layers hold a ``Deferred``
@@ -63,3 +64,22 @@ class FramePlan:
         not computed here: a cut on a controller's thread takes it as a transition's start)."""
         layer = max(self.layers, key=lambda item: item.weight)
         return Layer(layer.value, layer.stages)
+
+
+@dataclass(frozen=True, eq=False)
+class Mosaic:
+    """One frame of a grid layout: a plan per face stream, row by row, ``columns`` to a row,
+    tiled with gutters of ``background`` (RGB). All its streams are painted as one batch, so
+    a grid costs one pipeline run per frame however many faces it shows."""
+
+    cells: tuple[FramePlan, ...]
+    columns: int
+    background: tuple[int, int, int] = (0, 0, 0)
+
+    @property
+    def rows(self) -> int:
+        return len(self.cells) // self.columns
+
+
+#: What the conductor hands the painter for one frame.
+Plan = FramePlan | Mosaic

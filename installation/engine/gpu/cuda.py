@@ -212,6 +212,13 @@ class Stream:
         kind = runtime().cudaMemcpyKind.cudaMemcpyDeviceToHost
         self._copy(target.ctypes.data, source.ptr, target.nbytes, kind)
 
+    def within_device(self, target: int, source: DeviceBuffer, nbytes: int) -> None:
+        """Queue a copy of the first ``nbytes`` of ``source`` to device address ``target``."""
+        if nbytes > source.nbytes:
+            raise ValueError(f"{nbytes} bytes do not fit a buffer of {source.nbytes}")
+        kind = runtime().cudaMemcpyKind.cudaMemcpyDeviceToDevice
+        self._copy(target, source.ptr, nbytes, kind)
+
     def synchronize(self) -> None:
         """Wait (sleeping, see ``select_device``) until everything queued so far is done."""
         _call(runtime().cudaStreamSynchronize, self._stream)

@@ -178,6 +178,19 @@ class TensorRTChain(DeviceChain):
             raise ValueError(f"this chain runs 1 to {self.linked} stages, not {count}")
         return _run_on_device(self.stages[:count], self._stream, batch)
 
+    def run_into(self, batch: np.ndarray, count: int, target: int) -> None:
+        """Run the first ``count`` stages on one item and copy the last output on the GPU to
+        device address ``target``, never to the host; returns when the copy is done. For
+        frames drawn from GPU memory (installation.engine.gpu.gl_interop)."""
+        if len(batch) != 1 or not 1 <= count <= self.linked:
+            raise ValueError(f"run_into takes one item through 1 to {self.linked} stages")
+        last = self.stages[count - 1]
+        _enqueue(self.stages[:count], self._stream, np.ascontiguousarray(batch, np.float32))
+        self._stream.within_device(
+            target, last.output_buffer, last.output_buffer.nbytes // last.max_batch
+        )
+        self._stream.synchronize()
+
 
 def _run_on_device(
     stages: Sequence[TensorRTStage], stream: Stream, batch: np.ndarray
@@ -188,22 +201,28 @@ def _run_on_device(
     (valid until the next run), else a new array.
     """
     batch = np.ascontiguousarray(batch, dtype=np.float32)
-    first, last = stages[0], stages[-1]
+    last = stages[-1]
     starts = range(0, len(batch), min(stage.max_batch for stage in stages))
     parts = []
     for start in starts:
         chunk = batch[start : start + starts.step]
-        stream.to_device(first.input_buffer, chunk)
-        source = first.input_buffer.ptr
-        for stage in stages:
-            stage.enqueue(len(chunk), source)
-            source = stage.output_buffer.ptr
+        _enqueue(stages, stream, chunk)
         host = last.host_output.array[: len(chunk)]
         stream.to_host(host, last.output_buffer)
         stream.synchronize()
         # The next chunk overwrites the pinned buffer.
         parts.append(host if len(starts) == 1 else host.copy())
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+def _enqueue(stages: Sequence[TensorRTStage], stream: Stream, chunk: np.ndarray) -> None:
+    """Queue one chunk (contiguous float32, within every profile) through ``stages``, each
+    reading the output buffer of the one before."""
+    stream.to_device(stages[0].input_buffer, chunk)
+    source = stages[0].input_buffer.ptr
+    for stage in stages:
+        stage.enqueue(len(chunk), source)
+        source = stage.output_buffer.ptr
 
 
 class TensorRTBackend(Backend):
