@@ -47,7 +47,7 @@ def run_show(
     """Play a show until quit or ``duration``; the exit code for the command line.
     ``signals`` were installed first thing, and hold what came while the show loaded."""
     show, ladder, conductor = open_show(show_path)
-    display = make_display(mode or show.display.mode, _window_size(show, mode))
+    display = make_display(mode or show.display.mode, _window_size(show, mode), show.display)
     result = RunningShow.for_show(show, ladder, conductor, display, signals).play(duration)
     stats = result.stats
     log.info(

@@ -14,6 +14,8 @@ case "${1:-}" in
     extra="[test]"
     packages+=(gcc python3-dev pkg-config libsystemd-dev systemd)
     packages+=(xvfb cage libwayland-egl1 libwayland-cursor0 libegl-mesa0 libgl1-mesa-dri)
+    # The GL presenter's tests: GL through EGL without a screen, and through GLX under Xvfb.
+    packages+=(libegl1 libgl1 libglx-mesa0)
     ;;
   *) echo "usage: $0 [--test]" >&2; exit 2 ;;
 esac

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from installation.engine.frames import Frame
+
+if TYPE_CHECKING:
+    from installation.engine.gpu.gl_interop import GlOffer
 
 #: The exit code of a show whose screen went away: not 0, which says it ended as asked, and not
 #: 1 or 2, which say that inference or the user's files are at fault.
@@ -37,6 +41,10 @@ class Action(StrEnum):
 
 class Display(ABC):
     """A screen that shows frames, crossfading between two of them on the GPU."""
+
+    #: Set while open by a presenter that can draw frames still in GPU memory (the GL one,
+    #: installation.engine.gpu.gl_interop); None: frames must come from the host.
+    gpu_offer: GlOffer | None = None
 
     @abstractmethod
     def open(self, title: str) -> None:

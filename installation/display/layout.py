@@ -23,3 +23,14 @@ def fit_rect(src_w: int, src_h: int, dst_w: int, dst_h: int) -> tuple[int, int, 
         h = dst_h
         w = (2 * src_w * dst_h + src_h) // (2 * src_h)
     return (dst_w - w) // 2, (dst_h - h) // 2, w, h
+
+
+def portrait_rect(
+    src_w: int, src_h: int, dst_w: int, dst_h: int, share: float
+) -> tuple[int, int, int, int]:
+    """Return ``(x, y, w, h)`` for a face shown like a framed print: ``share`` of the output's
+    height (0 < share <= 1), centred, never wider than the output; the rest is background."""
+    if not 0.0 < share <= 1.0:
+        raise ValueError(f"portrait share must be more than 0 up to 1, got {share}")
+    x, y, w, h = fit_rect(src_w, src_h, dst_w, round(dst_h * share))
+    return x, y + (dst_h - round(dst_h * share)) // 2, w, h

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
 
@@ -38,10 +39,67 @@ _WHERE_TO_RUN = (
 )
 
 
-def _desktop_size(display_index: int) -> tuple[int, int]:
+def desktop_size(display_index: int) -> tuple[int, int]:
     """The size of one screen, as the desktop uses it."""
     sizes = pygame.display.get_desktop_sizes()
     return sizes[display_index] if display_index < len(sizes) else sizes[0]
+
+
+def start_video() -> str:
+    """Start SDL's video subsystem and return the name of its video driver.
+
+    A driver asked for by name is checked before SDL starts it, the one SDL picked before its
+    first window: that is where a missing library crashes the process.
+    """
+    requested = [name for name in os.environ.get("SDL_VIDEODRIVER", "").split(",") if name]
+    for name in requested:
+        require_video_libraries(name)
+    try:
+        pygame.display.init()
+    except pygame.error as exc:
+        raise UserError(f"cannot start SDL video ({exc}): {_WHERE_TO_RUN}") from exc
+    driver = pygame.display.get_driver()
+    try:
+        if driver not in requested:
+            require_video_libraries(driver)
+    except UserError:
+        pygame.display.quit()
+        raise
+    if driver == "x11":
+        watch_x_connection()
+    return driver
+
+
+def warn_if_invisible(driver: str) -> None:
+    """Say so when SDL fell back to a video driver that shows nothing: a show there plays
+    to nobody, which looks like success in every other way."""
+    if driver in _INVISIBLE_DRIVERS:
+        logger.warning(
+            "SDL found no screen and uses its %s video driver: nothing is visible; %s",
+            driver,
+            _WHERE_TO_RUN,
+        )
+
+
+def actions_from(
+    events: list[pygame.event.Event], driver: str, toggle: Callable[[], None] | None
+) -> list[Action]:
+    """What the window and keyboard ``events`` ask for; ``toggle`` switches fullscreen (None:
+    the window's size is fixed). A quit is first checked against the display server."""
+    actions = []
+    for event in events:
+        if event.type == pygame.QUIT:
+            lost = lost_connection(driver)
+            if lost is not None:
+                raise DisplayLost(lost)
+        if event.type in (pygame.QUIT, pygame.WINDOWCLOSE) or (
+            event.type == pygame.KEYDOWN and event.key in _QUIT_KEYS
+        ):
+            actions.append(Action.QUIT)
+        elif event.type == pygame.KEYDOWN and event.key == pygame.K_f and toggle is not None:
+            toggle()
+            actions.append(Action.TOGGLE_FULLSCREEN)
+    return actions
 
 
 def open_renderer(window: video.Window) -> tuple[video.Renderer, str]:
@@ -115,22 +173,9 @@ class SdlDisplay(Display):
         self._prepare_video_driver()
         # SDL reads the hint when textures are created; a user's own setting wins.
         os.environ.setdefault("SDL_RENDER_SCALE_QUALITY", "linear")
-        # A driver asked for by name is checked before SDL starts it, the one SDL picked
-        # before its first window: that is where a missing library crashes the process.
-        requested = [name for name in os.environ.get("SDL_VIDEODRIVER", "").split(",") if name]
-        for name in requested:
-            require_video_libraries(name)
         with ExitStack() as undo:
-            try:
-                pygame.display.init()
-            except pygame.error as exc:
-                raise UserError(f"cannot start SDL video ({exc}): {_WHERE_TO_RUN}") from exc
+            driver = start_video()
             undo.callback(pygame.display.quit)
-            driver = pygame.display.get_driver()
-            if driver not in requested:
-                require_video_libraries(driver)
-            if driver == "x11":
-                watch_x_connection()
             window = self._open_window(title, driver)
             undo.callback(window.destroy)
             renderer, renderer_name = open_renderer(window)
@@ -144,12 +189,7 @@ class SdlDisplay(Display):
         logger.info("display %s", self.description)
         if self.software_expected:
             return
-        if driver in _INVISIBLE_DRIVERS:
-            logger.warning(
-                "SDL found no screen and uses its %s video driver: nothing is visible; %s",
-                driver,
-                _WHERE_TO_RUN,
-            )
+        warn_if_invisible(driver)
         if renderer_name == "software":
             logger.warning(
                 "SDL fell back to the software renderer: expect high CPU use and dropped "
@@ -162,7 +202,7 @@ class SdlDisplay(Display):
         An X server without a window manager ignores the request to go fullscreen, so a
         window made at its windowed size would stay that size in the middle of the screen.
         """
-        size = _desktop_size(0) if self.starts_fullscreen else self._size
+        size = desktop_size(0) if self.starts_fullscreen else self._size
         try:
             return video.Window(
                 title,
@@ -208,20 +248,8 @@ class SdlDisplay(Display):
 
     def poll(self) -> list[Action]:
         session = self._require_session()
-        actions = []
-        for event in pygame.event.get():
-            if event.type == pygame.QUIT:
-                lost = lost_connection(session.driver)
-                if lost is not None:
-                    raise DisplayLost(lost)
-            if event.type in (pygame.QUIT, pygame.WINDOWCLOSE) or (
-                event.type == pygame.KEYDOWN and event.key in _QUIT_KEYS
-            ):
-                actions.append(Action.QUIT)
-            elif event.type == pygame.KEYDOWN and event.key == pygame.K_f and not self.fixed_size:
-                self._toggle_fullscreen(session)
-                actions.append(Action.TOGGLE_FULLSCREEN)
-        return actions
+        toggle = None if self.fixed_size else lambda: self._toggle_fullscreen(session)
+        return actions_from(pygame.event.get(), session.driver, toggle)
 
     def _toggle_fullscreen(self, session: _Session) -> None:
         """Switch between desktop fullscreen and a window; a failure must not end the show.
@@ -236,7 +264,7 @@ class SdlDisplay(Display):
                 window.position = video.WINDOWPOS_CENTERED
             else:
                 # Placed first: SDL does not move a window that is already fullscreen.
-                window.size = _desktop_size(window.display_index)
+                window.size = desktop_size(window.display_index)
                 window.position = video.WINDOWPOS_CENTERED
                 window.set_fullscreen(desktop=True)
         except (SdlError, pygame.error) as exc:

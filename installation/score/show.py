@@ -11,7 +11,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from string import hexdigits
 
+from installation.display.background import read_background
+from installation.errors import UserError
 from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
 from installation.score.osc_settings import OscSettings, parse_osc
 from installation.score.scenes import (
@@ -25,6 +28,14 @@ from installation.score.scenes import (
 from installation.tomlfile import Section, TomlDocument, read_toml
 
 DISPLAY_MODES = ("fullscreen", "windowed", "headless")
+#: "auto" presents with OpenGL shaders and falls back to SDL's renderer where GL cannot start.
+RENDERERS = ("auto", "gl", "sdl")
+#: Upscalers of the GL presenter (installation.display.shaders); SDL always scales linearly.
+SCALERS = ("lanczos", "bicubic", "linear")
+LAYOUTS = ("fill", "portrait", "grid")
+#: The grid layout's default rows and columns, and the most of either.
+GRID = (2, 2)
+MAX_GRID = 4
 #: "auto" walks the fallback ladder (installation.engine.ladder); the others pin one backend.
 BACKENDS = ("auto", "tensorrt", "onnxruntime-cuda", "onnxruntime-cpu")
 QUALITIES = ("adaptive", "full")
@@ -36,6 +47,18 @@ class DisplaySettings:
     mode: str = "fullscreen"
     fps: float = 60.0
     window_size: tuple[int, int] = (1280, 720)
+    renderer: str = "auto"
+    scaler: str = "lanczos"
+    #: Film grain and vignette strength, 0 (none) to 1; GL presenter only.
+    grain: float = 0.0
+    vignette: float = 0.0
+    layout: str = "fill"
+    #: The portrait layout: the face's share of the screen height, on this background.
+    portrait_height: float = 0.8
+    background: tuple[int, int, int] = (16, 16, 16)
+    background_image: Path | None = None
+    #: Rows and columns of face streams (layout "grid"); (1, 1): one face.
+    grid: tuple[int, int] = (1, 1)
 
 
 @dataclass(frozen=True)
@@ -45,10 +68,12 @@ class EngineSettings:
     backend: str = "auto"
     #: Where ``installation build-engines`` put the TensorRT engines; None: the default cache.
     engines: Path | None = None
-    #: "adaptive" drops the last refinement stage while generation is slower than
+    #: "adaptive" drops the last refinement stage while the picture moves more than
+    #: ``max_step`` faces between two generated frames, or generation is slower than
     #: ``min_rate`` frames per second (installation.engine.quality); "full" never does.
     quality: str = "adaptive"
-    min_rate: float = 24.0
+    min_rate: float = 4.0
+    max_step: float = 0.05
 
 
 @dataclass(frozen=True)
@@ -72,7 +97,9 @@ def load_show(path: Path | None) -> Show:
     root = Section.root(doc)
     title = root.get("title", str, path.stem)
     bundle = path.parent / root.get("bundle", str)
-    display = _display(root.table("display")) if root.has("display") else DisplaySettings()
+    display = (
+        _display(root.table("display"), path.parent) if root.has("display") else DisplaySettings()
+    )
     engine = _engine(root.table("engine"), path.parent) if root.has("engine") else EngineSettings()
     osc = parse_osc(root.table("osc")) if root.has("osc") else OscSettings()
     scenes = parse_scenes(root.tables("scenes"))
@@ -89,7 +116,7 @@ def check_show_bundle(show: Show, stage_count: int, w: WFacts | None) -> None:
     check_latent_keys(show.scenes, sections, w)
 
 
-def _display(section: Section) -> DisplaySettings:
+def _display(section: Section, folder: Path) -> DisplaySettings:
     default = DisplaySettings()
     mode = section.choice("mode", DISPLAY_MODES, default.mode)
     fps = section.number("fps", 0.0, MAX_FPS, default.fps, low_open=True)
@@ -98,8 +125,63 @@ def _display(section: Section) -> DisplaySettings:
         if section.has("window_size")
         else default.window_size
     )
+    renderer = section.choice("renderer", RENDERERS, default.renderer)
+    scaler = section.choice("scaler", SCALERS, default.scaler)
+    grain = section.number("grain", 0.0, 1.0, default.grain)
+    vignette = section.number("vignette", 0.0, 1.0, default.vignette)
+    layout = section.choice("layout", LAYOUTS, default.layout)
+    portrait_height = section.number("portrait_height", 0.1, 1.0, default.portrait_height)
+    background = _colour(section, "background", default.background)
+    background_image = None
+    if section.has("background_image"):
+        background_image = folder / section.get("background_image", str)
+        try:
+            read_background(background_image)
+        except UserError as exc:
+            raise section.error("background_image", str(exc)) from exc
+    grid = _grid(section, layout)
     section.finish()
-    return DisplaySettings(mode, fps, (width, height))
+    return DisplaySettings(
+        mode=mode,
+        fps=fps,
+        window_size=(width, height),
+        renderer=renderer,
+        scaler=scaler,
+        grain=grain,
+        vignette=vignette,
+        layout=layout,
+        portrait_height=portrait_height,
+        background=background,
+        background_image=background_image,
+        grid=grid,
+    )
+
+
+def _grid(section: Section, layout: str) -> tuple[int, int]:
+    """``grid = [rows, columns]`` of the grid layout: 2 x 2 unless the file says. Every face
+    is generated every frame, so 4 x 4 (16 faces in one batch) is the most allowed."""
+    if layout != "grid":
+        if section.has("grid"):
+            raise section.error("grid", f'only read with layout = "grid" (layout is "{layout}")')
+        return (1, 1)
+    if not section.has("grid"):
+        return GRID
+    rows, columns = section.integers("grid", length=2)
+    if rows > MAX_GRID or columns > MAX_GRID or rows * columns == 1:
+        wanted = f"[rows, columns] of 1 to {MAX_GRID} each, more than one face"
+        raise section.error("grid", f"expected {wanted}; got {[rows, columns]}")
+    return rows, columns
+
+
+def _colour(section: Section, key: str, default: tuple[int, int, int]) -> tuple[int, int, int]:
+    """A colour written as in CSS and image editors, ``"#rrggbb"`` in hexadecimal."""
+    text = section.get(key, str, "")
+    if not text:
+        return default
+    digits = text.removeprefix("#")
+    if len(text) != 7 or not text.startswith("#") or any(c not in hexdigits for c in digits):
+        raise section.error(key, f'expected a colour as "#rrggbb", got {text!r}')
+    return (int(digits[0:2], 16), int(digits[2:4], 16), int(digits[4:6], 16))
 
 
 def _engine(section: Section, folder: Path) -> EngineSettings:
@@ -112,5 +194,6 @@ def _engine(section: Section, folder: Path) -> EngineSettings:
     engines = folder / section.get("engines", str) if section.has("engines") else None
     quality = section.choice("quality", QUALITIES, default.quality)
     min_rate = section.number("min_rate", 0.0, 240.0, default.min_rate, low_open=True)
+    max_step = section.number("max_step", 0.0, 1.0, default.max_step, low_open=True)
     section.finish()
-    return EngineSettings(threads, lead, backend, engines, quality, min_rate)
+    return EngineSettings(threads, lead, backend, engines, quality, min_rate, max_step)
