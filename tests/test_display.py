@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pygame
 import pytest
-from conftest import brisk_conductor
+from conftest import BLUE, RED, brisk_conductor, solid
 
 from installation.display import (
     Action,
@@ -32,16 +32,7 @@ from installation.errors import UserError
 from installation.player import play
 from installation.service.lifecycle import Service
 
-RED = (255, 0, 0)
-BLUE = (0, 0, 255)
 GREEN = (0, 200, 0)
-
-
-def solid(serial: int, colour: tuple[int, int, int], size: tuple[int, int] = (64, 64)) -> Frame:
-    """A frame of one colour; ``size`` is (width, height)."""
-    image = np.empty((size[1], size[0], 3), dtype=np.uint8)
-    image[:] = colour
-    return Frame(t=serial / 30, image=image, serial=serial)
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pygame
 import pytest
-from conftest import DEFAULT_SHOW, brisk_conductor
+from conftest import BLUE, DEFAULT_SHOW, RED, brisk_conductor, solid
 
 from installation.display import (
     FallbackDisplay,
@@ -23,20 +23,10 @@ from installation.display import (
     make_display,
 )
 from installation.engine.backend import CPU, OnnxRuntimeBackend
-from installation.engine.frames import Frame
 from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
 from installation.player import play
 from installation.score.show import DisplaySettings, load_show
-
-RED = (255, 0, 0)
-BLUE = (0, 0, 255)
-
-
-def solid(serial: int, colour: tuple[int, int, int], size: tuple[int, int] = (64, 64)) -> Frame:
-    image = np.empty((size[1], size[0], 3), dtype=np.uint8)
-    image[:] = colour
-    return Frame(t=serial / 30, image=image, serial=serial)
 
 
 @pytest.fixture(autouse=True)

@@ -7,11 +7,10 @@ on the device equals the frame the host path makes."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-from conftest import DEFAULT_BUNDLE
+from conftest import DEFAULT_BUNDLE, gl_context
 
 from installation.engine.convention import to_rgb8, to_unit
 from installation.engine.gpu.gl_interop import (
@@ -81,16 +80,6 @@ def test_staging_keeps_the_stored_rows() -> None:
     assert DeviceImage(0, (64, 48, 3), "NHWC", (0.0, 1.0)).size == (48, 64)
 
 
-@pytest.fixture(scope="module")
-def ctx() -> Iterator[moderngl.Context]:
-    try:
-        context = moderngl.create_standalone_context(backend="egl")
-    except Exception as exc:  # moderngl raises plain Exceptions when there is no GL
-        pytest.skip(f"no OpenGL context can be created here: {exc}")
-    yield context
-    context.release()
-
-
 @pytest.mark.parametrize(("layout", "value_range"), [("NCHW", (-1.0, 1.0)), ("NHWC", (0.0, 1.0))])
 def test_the_convert_pass_equals_the_host_conversion(
     ctx: moderngl.Context, layout: str, value_range: tuple[float, float]
@@ -139,10 +128,7 @@ def test_the_texture_filled_on_the_gpu_equals_the_host_frame(
         require_gpu()
     except GpuUnavailable as exc:
         pytest.skip(f"no GPU path: {exc}")
-    try:
-        context = moderngl.create_standalone_context(backend="egl")
-    except Exception as exc:
-        pytest.skip(f"no EGL context: {exc}")
+    context = gl_context()
     path = frame_path("tensorrt", "gl", gl_devices())
     if not path.interop:
         context.release()

@@ -4,10 +4,10 @@ with glReadPixels and compared with references computed here in NumPy from the f
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
+from srgb import to_linear, to_srgb
 
 moderngl = pytest.importorskip("moderngl")
 
@@ -20,16 +20,6 @@ from installation.display.gl_picture import (  # noqa: E402
 from installation.display.layout import portrait_rect  # noqa: E402
 from installation.display.noise import blue_noise  # noqa: E402
 from installation.score.show import DisplaySettings  # noqa: E402
-
-
-@pytest.fixture(scope="module")
-def ctx() -> Iterator[moderngl.Context]:
-    try:
-        context = moderngl.create_standalone_context(backend="egl")
-    except Exception as exc:  # moderngl raises plain Exceptions when there is no GL
-        pytest.skip(f"no OpenGL context can be created here: {exc}")
-    yield context
-    context.release()
 
 
 def draw(
@@ -57,16 +47,6 @@ def draw(
         target.release()
         textures.clear()
         picture.release()
-
-
-def to_linear(srgb: np.ndarray) -> np.ndarray:
-    c = np.asarray(srgb, dtype=np.float64) / 255
-    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
-
-def to_srgb(linear: np.ndarray) -> np.ndarray:
-    c = np.clip(linear, 0.0, 1.0)
-    return 255 * np.where(c <= 0.0031308, 12.92 * c, 1.055 * c ** (1 / 2.4) - 0.055)
 
 
 def lanczos3(x: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import DEFAULT_SHOW, brisk_conductor
+from conftest import brisk_conductor, edited_show
 
 from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.frames import Frame, FrameQueue
@@ -27,15 +27,6 @@ from installation.score.show import Show, load_show
 
 LABELS = ["generator (64 px)", "refine-256 (256 px)"]
 SIZE = 100  # the default bundle's latent size
-
-
-def show_with(tmp_path: Path, old: str, new: str) -> Path:
-    """The default show with one line changed."""
-    text = DEFAULT_SHOW.read_text()
-    assert old in text
-    path = tmp_path / "show.toml"
-    path.write_text(text.replace(old, new, 1))
-    return path
 
 
 class Gallery:
@@ -100,7 +91,7 @@ def test_the_same_rate_drops_a_stage_when_the_morph_speeds_up(
 def test_beats_on_a_breathing_face_drop_a_stage_and_it_comes_back_after_the_wait(
     tmp_path: Path,
 ) -> None:
-    show = load_show(show_with(tmp_path, 'easing = "smoothstep"', "breathing = 0.1"))
+    show = load_show(edited_show(tmp_path, 'easing = "smoothstep"', "breathing = 0.1"))
     gallery = Gallery(show, rate=8.0)
     breathing = 0.3 + 0.1 * BREATH_SPEED
     assert gallery.conductor.motion() == pytest.approx(breathing, rel=1e-3)
@@ -123,7 +114,7 @@ def test_beats_on_a_breathing_face_drop_a_stage_and_it_comes_back_after_the_wait
 def test_min_rate_stays_a_floor_however_still_the_picture(
     caplog: pytest.LogCaptureFixture, tmp_path: Path
 ) -> None:
-    show = load_show(show_with(tmp_path, "morph = 5.0", "morph = 0.0"))  # hard cuts only
+    show = load_show(edited_show(tmp_path, "morph = 5.0", "morph = 0.0"))  # hard cuts only
     gallery = Gallery(show, rate=3.0)
     assert gallery.conductor.motion() == 0.0
     with caplog.at_level(logging.INFO, logger="installation.engine.quality"):
@@ -136,7 +127,7 @@ def test_min_rate_stays_a_floor_however_still_the_picture(
 
 
 def test_the_old_rule_is_a_show_that_sets_min_rate(tmp_path: Path) -> None:
-    show = load_show(show_with(tmp_path, "min_rate = 4", "min_rate = 24"))
+    show = load_show(edited_show(tmp_path, "min_rate = 4", "min_rate = 24"))
     gallery = Gallery(show, 8.0, QualityPolicy(min_rate=show.engine.min_rate))
     gallery.run(4.0)
     assert gallery.quality.cap == 1, "8 frames/s is below the floor of 24, slow morph or not"
@@ -159,9 +150,9 @@ def test_easings_peak_where_their_formulas_say() -> None:
 def test_show_files_set_max_step_and_refuse_a_bad_one(tmp_path: Path) -> None:
     show = load_show(None)
     assert (show.engine.max_step, show.engine.min_rate) == (0.05, 4.0)
-    changed = load_show(show_with(tmp_path, "max_step = 0.05", "max_step = 0.2"))
+    changed = load_show(edited_show(tmp_path, "max_step = 0.05", "max_step = 0.2"))
     assert changed.engine.max_step == 0.2
-    path = show_with(tmp_path, "max_step = 0.05", "max_step = 0")
+    path = edited_show(tmp_path, "max_step = 0.05", "max_step = 0")
     with pytest.raises(UserError) as caught:
         load_show(path)
     line = next(

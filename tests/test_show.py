@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DEFAULT_SHOW
+from conftest import DEFAULT_SHOW, edited_show
 
 from installation.cli import main
 from installation.errors import UserError
@@ -19,14 +19,6 @@ def test_default_show_loads() -> None:
     assert show.display.mode == "fullscreen"
     assert [scene.name for scene in show.scenes] == ["faces"]
     assert (show.osc.enabled, show.osc.address, show.osc.port) == (True, "127.0.0.1", 9000)
-
-
-def broken(tmp_path: Path, old: str, new: str) -> Path:
-    text = DEFAULT_SHOW.read_text()
-    assert old in text
-    path = tmp_path / "broken.toml"
-    path.write_text(text.replace(old, new, 1))
-    return path
 
 
 def line_of(path: Path, needle: str) -> int:
@@ -56,7 +48,7 @@ def line_of(path: Path, needle: str) -> int:
 def test_show_errors_name_file_line_and_key(
     tmp_path: Path, old: str, new: str, needle: str, message: str
 ) -> None:
-    path = broken(tmp_path, old, new)
+    path = edited_show(tmp_path, old, new)
     with pytest.raises(UserError) as caught:
         load_show(path)
     assert str(caught.value).startswith(f"{path}:{line_of(path, needle)}: "), caught.value
@@ -74,13 +66,13 @@ def test_missing_scene_and_missing_file(tmp_path: Path) -> None:
 
 def test_check_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check", str(DEFAULT_SHOW)]) == 0
-    assert main(["check", str(broken(tmp_path, "hold = 3.0", "hold = -1.0"))]) == 2
+    assert main(["check", str(edited_show(tmp_path, "hold = 3.0", "hold = -1.0"))]) == 2
     assert (
         main(
             [
                 "check",
                 str(
-                    broken(
+                    edited_show(
                         tmp_path,
                         'bundle = "../bundles/faces-256"',
                         'bundle = "../bundles/nope"',

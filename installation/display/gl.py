@@ -33,6 +33,7 @@ from installation.display.sdl import (
     actions_from,
     desktop_size,
     start_video,
+    switch_fullscreen,
     warn_if_invisible,
 )
 from installation.engine.frames import Frame
@@ -251,12 +252,8 @@ class GlDisplay(Display):
 
     def _toggle_fullscreen(self, session: _Session) -> None:
         """Switch between desktop fullscreen and a window; a failure must not end the show."""
-        try:
-            pygame.display.toggle_fullscreen()
-        except pygame.error as exc:
-            logger.warning("could not toggle fullscreen: %s", exc)
-            return
-        session.fullscreen = not session.fullscreen
+        if switch_fullscreen(pygame.display.toggle_fullscreen):
+            session.fullscreen = not session.fullscreen
 
     def close(self) -> None:
         if self._session is None:

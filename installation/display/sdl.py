@@ -102,6 +102,17 @@ def actions_from(
     return actions
 
 
+def switch_fullscreen(switch: Callable[[], None]) -> bool:
+    """Run ``switch``, which moves the window between desktop fullscreen and a window; False
+    where SDL refuses, said in the log rather than raised: a failure must not end the show."""
+    try:
+        switch()
+    except (SdlError, pygame.error) as exc:
+        logger.warning("could not toggle fullscreen: %s", exc)
+        return False
+    return True
+
+
 def open_renderer(window: video.Window) -> tuple[video.Renderer, str]:
     """Create a vsynced renderer, trying accelerated drivers first and software last.
 
@@ -252,25 +263,22 @@ class SdlDisplay(Display):
         return actions_from(pygame.event.get(), session.driver, toggle)
 
     def _toggle_fullscreen(self, session: _Session) -> None:
-        """Switch between desktop fullscreen and a window; a failure must not end the show.
+        """Switch between desktop fullscreen and a window; a failure must not end the show."""
+        if switch_fullscreen(lambda: self._switch_window(session.window, session.fullscreen)):
+            session.fullscreen = not session.fullscreen
 
-        The size is set as well, for an X server without a window manager (see _open_window).
-        """
-        window = session.window
-        try:
-            if session.fullscreen:
-                window.set_windowed()
-                window.size = self._size
-                window.position = video.WINDOWPOS_CENTERED
-            else:
-                # Placed first: SDL does not move a window that is already fullscreen.
-                window.size = desktop_size(window.display_index)
-                window.position = video.WINDOWPOS_CENTERED
-                window.set_fullscreen(desktop=True)
-        except (SdlError, pygame.error) as exc:
-            logger.warning("could not toggle fullscreen: %s", exc)
-            return
-        session.fullscreen = not session.fullscreen
+    def _switch_window(self, window: video.Window, fullscreen: bool) -> None:
+        """To a window when ``fullscreen``, else to desktop fullscreen. The size is set as
+        well, for an X server without a window manager (see _open_window)."""
+        if fullscreen:
+            window.set_windowed()
+            window.size = self._size
+            window.position = video.WINDOWPOS_CENTERED
+        else:
+            # Placed first: SDL does not move a window that is already fullscreen.
+            window.size = desktop_size(window.display_index)
+            window.position = video.WINDOWPOS_CENTERED
+            window.set_fullscreen(desktop=True)
 
     def close(self) -> None:
         if self._session is None:
