@@ -130,13 +130,19 @@ rsync -a --delete --exclude /.git --exclude /.venv --exclude /venv --exclude /bu
     --exclude .pytest_cache --exclude .ruff_cache --exclude .hypothesis \
     "$PROJECT/" "$PREFIX/app/"
 [ -d "$PREFIX/venv" ] || "$PYTHON" -m venv "$PREFIX/venv"
+# pip stages every download and unpacked wheel in TMPDIR. /tmp is often a small tmpfs (Debian
+# 13, containers) and the CUDA wheels of --gpu take gigabytes: stage them on the disk instead.
+export TMPDIR=$PREFIX/pip.tmp
+rm -rf "$TMPDIR"
+mkdir -p "$TMPDIR"
 PIP="$PREFIX/venv/bin/pip"
 "$PIP" install --quiet --upgrade pip
-# The NVIDIA driver's release (e.g. 580.65.06) from its kernel module, empty without one.
+# The NVIDIA driver's release (e.g. 580.65.06) from its kernel module, empty without one
+# (then awk fails on the missing file, which must not end the script under `set -e`).
 # Not nvidia-smi: after a driver update without a reboot it fails, and on a sick GPU it hangs.
 DRIVER=$(awk '/Kernel Module/ {
     for (i = 1; i <= NF; i++) if ($i ~ /^[0-9]+[.][0-9]/) { print $i; exit } }' \
-    /proc/driver/nvidia/version 2>/dev/null)
+    /proc/driver/nvidia/version 2>/dev/null || true)
 # Which ONNX Runtime, and the extra (TensorRT, cuda-python) for the same CUDA.
 ORT="onnxruntime"
 CUDA=
@@ -192,7 +198,7 @@ rm -rf "$WHEELHOUSE"
 # shellcheck disable=SC2086 # ORT is "onnxruntime" or "-r FILE": split on purpose
 if ! { "$PIP" download --quiet --dest "$WHEELHOUSE" $ORT &&
     "$PIP" download --quiet --no-deps --dest "$WHEELHOUSE" onnxruntime; }; then
-    die "ONNX Runtime could not be downloaded (see above); run setup.sh again once PyPI answers"
+    die "ONNX Runtime could not be downloaded (see above: PyPI not answering, or the disk full)"
 fi
 "$PIP" uninstall --quiet --yes onnxruntime onnxruntime-gpu 2>/dev/null || true
 # shellcheck disable=SC2086
@@ -205,7 +211,8 @@ if ! { "$PIP" install --quiet --no-index --find-links "$WHEELHOUSE" $ORT && ort_
         die "ONNX Runtime does not import even as the CPU build (see above)"
     fi
 fi
-rm -rf "$WHEELHOUSE"
+rm -rf "$WHEELHOUSE" "$TMPDIR"
+unset TMPDIR
 # So that staff can type `installation status` in any shell.
 ln -sf "$PREFIX/venv/bin/installation" /usr/local/bin/installation
 
