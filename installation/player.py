@@ -21,8 +21,8 @@ from installation.control.osc.server import OscServer
 from installation.control.reload import Reloader
 from installation.control.steering import ShowControl
 from installation.display import Display, DisplayLost
+from installation.display.gpu_texture import GpuFrames
 from installation.engine.frames import FrameQueue
-from installation.engine.gpu.gl_interop import GpuFrames
 from installation.engine.ladder import BackendLadder
 from installation.engine.pipeline import Pipeline
 from installation.engine.quality import AdaptiveQuality, QualityPolicy

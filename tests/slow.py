@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from installation.engine.backend import CPU, LoadedStage, OnnxRuntimeBackend
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.model import LoadedStage
 
 
 class SlowStage(LoadedStage):

@@ -13,8 +13,9 @@ from dataclasses import replace
 import numpy as np
 from conftest import DEFAULT_BUNDLE
 
-from installation.engine.backend import CPU, DeviceChain, LoadedStage, OnnxRuntimeBackend
+from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import load_bundle
+from installation.engine.model import DeviceChain, LoadedStage
 from installation.engine.pipeline import Pipeline
 
 

@@ -12,16 +12,14 @@ import numpy as np
 import pytest
 from conftest import DEFAULT_BUNDLE, gl_context
 
+from installation.display.gpu_texture import ConvertPass, gl_devices, staging_texture
 from installation.engine.convention import to_rgb8, to_unit
-from installation.engine.gpu.gl_interop import (
-    ConvertPass,
+from installation.engine.gpu.device_frames import (
     DeviceImage,
     FramePath,
     FramePathLog,
     frame_path,
-    gl_devices,
     staging_size,
-    staging_texture,
 )
 
 moderngl = pytest.importorskip("moderngl")
@@ -52,7 +50,7 @@ def test_the_frame_path_is_logged_once_per_change(caplog: pytest.LogCaptureFixtu
     log = FramePathLog()
     on_gpu = frame_path("tensorrt", "gl", (0,))
     on_host = frame_path("onnxruntime-cuda", "gl", (0,))
-    with caplog.at_level(logging.INFO, logger="installation.engine.gpu.gl_interop"):
+    with caplog.at_level(logging.INFO, logger="installation.engine.gpu.device_frames"):
         for path in (on_gpu, on_gpu, on_gpu, on_host, on_host, on_gpu):
             log.note(path)
     assert [record.getMessage() for record in caplog.records] == [
@@ -113,12 +111,13 @@ def test_the_convert_pass_equals_the_host_conversion(
 def test_the_texture_filled_on_the_gpu_equals_the_host_frame(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
+    from installation.display.gpu_texture import GlInterop
     from installation.engine.backend import CPU, OnnxRuntimeBackend
     from installation.engine.bundle import load_bundle
     from installation.engine.gpu.build import build_engines
     from installation.engine.gpu.cuda import GpuUnavailable, require_gpu
+    from installation.engine.gpu.device_frames import paint_on_device, ring_for
     from installation.engine.gpu.engine_cache import EngineCache
-    from installation.engine.gpu.gl_interop import GlInterop, paint_on_device, ring_for
     from installation.engine.gpu.tensorrt_backend import TensorRTBackend, import_tensorrt
     from installation.engine.pipeline import Pipeline
     from installation.score.trajectory import keyframe
@@ -166,7 +165,7 @@ def test_the_texture_filled_on_the_gpu_equals_the_host_frame(
 def test_frames_of_onnx_runtime_take_the_host_path() -> None:
     from installation.engine.backend import CPU, OnnxRuntimeBackend
     from installation.engine.bundle import load_bundle
-    from installation.engine.gpu.gl_interop import DeviceRing, paint_on_device
+    from installation.engine.gpu.device_frames import DeviceRing, paint_on_device
     from installation.engine.pipeline import Pipeline
     from installation.score.trajectory import keyframe
 
@@ -181,15 +180,15 @@ def test_each_worker_gets_a_ring_only_on_the_interop_path(
 ) -> None:
     """What the player asks each time it starts an inference worker (again after the ladder
     moves): the path follows the backend, the display's offer and its GL's devices."""
+    from installation.display.gpu_texture import GlOffer, GpuFrames
     from installation.engine.backend import CPU, OnnxRuntimeBackend
     from installation.engine.bundle import load_bundle
-    from installation.engine.gpu.gl_interop import GlOffer, GpuFrames
     from installation.engine.pipeline import Pipeline
 
     pipeline = Pipeline.load(load_bundle(DEFAULT_BUNDLE), OnnxRuntimeBackend(CPU, threads=1))
     mesa = GlOffer.open(ctx)  # Mesa's GL: CUDA cannot reach it
     assert mesa == GlOffer(None, None)
-    with caplog.at_level(logging.INFO, logger="installation.engine.gpu.gl_interop"):
+    with caplog.at_level(logging.INFO, logger="installation.engine.gpu.device_frames"):
         assert GpuFrames(None, 8).ring("tensorrt", pipeline) is None
         assert GpuFrames(mesa, 8).ring("tensorrt", pipeline) is None
         nvidia = GpuFrames(GlOffer((0,), None), 8)

@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 import numpy as np
 from conftest import DEFAULT_BUNDLE
 
-from installation.engine.backend import CPU, OnnxRuntimeBackend, OnnxRuntimeStage
+from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import load_bundle
 from installation.engine.faults import Faults, FaultyPipeline
 from installation.engine.ladder import BackendLadder, Rung
+from installation.engine.ort_stage import OnnxRuntimeStage
 from installation.engine.pipeline import Pipeline
 
 

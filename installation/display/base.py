@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from installation.engine.frames import Frame
 
 if TYPE_CHECKING:
-    from installation.engine.gpu.gl_interop import GlOffer
+    from installation.display.gpu_texture import GlOffer
 
 #: The exit code of a show whose screen went away: not 0, which says it ended as asked, and not
 #: 1 or 2, which say that inference or the user's files are at fault.
@@ -43,7 +43,7 @@ class Display(ABC):
     """A screen that shows frames, crossfading between two of them on the GPU."""
 
     #: Set while open by a presenter that can draw frames still in GPU memory (the GL one,
-    #: installation.engine.gpu.gl_interop); None: frames must come from the host.
+    #: installation.display.gpu_texture); None: frames must come from the host.
     gpu_offer: GlOffer | None = None
 
     @abstractmethod

@@ -17,7 +17,7 @@ from installation.display.sdl import SdlDisplay
 from installation.engine.frames import Frame
 
 if TYPE_CHECKING:
-    from installation.engine.gpu.gl_interop import GlOffer
+    from installation.display.gpu_texture import GlOffer
 
 logger = logging.getLogger("installation.display")
 

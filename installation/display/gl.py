@@ -25,7 +25,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pygame
 
-from installation.display.background import read_background
 from installation.display.base import Action, Display
 from installation.display.modes import HeadlessDisplay
 from installation.display.sdl import (
@@ -38,6 +37,7 @@ from installation.display.sdl import (
 )
 from installation.engine.frames import Frame
 from installation.errors import UserError, first_line
+from installation.images import read_image
 
 if TYPE_CHECKING:
     import moderngl
@@ -115,7 +115,7 @@ class GlDisplay(Display):
             raise RuntimeError("display is already open")
         backdrop = None
         if self._settings.layout == "portrait" and self._settings.background_image is not None:
-            backdrop = read_background(self._settings.background_image)
+            backdrop = read_image(self._settings.background_image)
         headless = issubclass(self._mode, HeadlessDisplay)
         if headless:
             os.environ["SDL_VIDEODRIVER"] = "offscreen"
@@ -126,7 +126,7 @@ class GlDisplay(Display):
             pygame.display.quit()
             raise
         pygame.mouse.set_visible(False)
-        from installation.engine.gpu.gl_interop import GlOffer
+        from installation.display.gpu_texture import GlOffer
 
         self.gpu_offer = GlOffer.open(self._session.ctx)
         logger.info("display %s", self.description)
@@ -208,7 +208,7 @@ class GlDisplay(Display):
         from installation.display.gl_picture import host_fill
 
         textures = self._require_session().textures
-        if frame.device is not None:  # never left the GPU: installation.engine.gpu.gl_interop
+        if frame.device is not None:  # never left the GPU: installation.display.gpu_texture
             assert self.gpu_offer is not None and self.gpu_offer.interop is not None
             fill = self.gpu_offer.interop.fill_for(frame.device)
             return textures.texture_for(frame.serial, frame.device.size, 4, fill)

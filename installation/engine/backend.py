@@ -1,9 +1,10 @@
-"""Backends run one model stage on some hardware behind one small interface.
+"""The ONNX Runtime backend: model stages run behind the small interface every backend offers
+(``installation.engine.model``).
 
-ONNX Runtime is the implementation here (CPU provider everywhere, CUDA provider where the
-machine has one); TensorRT (``installation.engine.gpu``) implements the same interface. Both
-can chain stages on the device, so that frames only cross to the host once (ONNX Runtime
-with IO binding: ``installation.engine.ort_chain``). Session options are set on purpose:
+ONNX Runtime runs them here (CPU provider everywhere, CUDA provider where the machine has
+one); TensorRT (``installation.engine.gpu``) implements the same interface. Both can chain
+stages on the device, so that frames only cross to the host once (ONNX Runtime with IO
+binding: ``installation.engine.ort_chain``). Session options are set on purpose:
 ONNX Runtime's default intra-op threads spin-wait between runs, which on a small exhibition
 PC steals the core the display loop needs, so spinning is off; the CUDA provider's options
 are explained in ``installation.engine.ort_cuda``.
@@ -13,114 +14,32 @@ from __future__ import annotations
 
 import logging
 import os
-from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-import numpy as np
 import onnxruntime as ort
 
-from installation.engine.bundle import TensorInfo
+from installation.engine.model import Backend, DeviceChain, LoadedStage
+from installation.engine.ort_chain import OrtChain, linked_stages
 from installation.engine.ort_cuda import (
     CUDA,
     DEVICE_ID,
-    graph_run_options,
     plan_cuda_graphs,
     preload_libraries,
     provider_options,
     start_failure,
 )
+from installation.engine.ort_stage import OnnxRuntimeStage
 from installation.errors import UserError, first_line
-
-if TYPE_CHECKING:
-    from installation.engine.ort_chain import OrtChain
 
 log = logging.getLogger(__name__)
 
 CPU = "CPUExecutionProvider"
 
 
-class LoadedStage(ABC):
-    """A model ready to run: what it declares, and a way to run a batch through it."""
-
-    inputs: tuple[TensorInfo, ...]
-    outputs: tuple[TensorInfo, ...]
-
-    @abstractmethod
-    def run(self, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        """Run one float32 batch through the model and return its only output.
-
-        ``extra`` feeds the model's other inputs by name (a StyleGAN3 synthesis takes its
-        input transform beside the ws); a backend that cannot feed them raises."""
-
-
-class DeviceChain(ABC):
-    """Stages run one after another where their data lives (GPU memory), each output feeding
-    the next stage's input directly; only the last stage's output comes back to the host."""
-
-    #: Whether ``run`` takes ``extra`` inputs for the first stage (TensorRT's does not).
-    feeds_extra: bool = False
-
-    @abstractmethod
-    def run(
-        self, batch: np.ndarray, count: int, extra: Mapping[str, np.ndarray] | None = None
-    ) -> np.ndarray:
-        """Run the first ``count`` stages on one float32 batch for the first stage; return the
-        last one's raw output as a host array that is only valid until the next ``run``.
-
-        ``extra`` feeds the first stage's other inputs by name, as ``LoadedStage.run``."""
-
-
-class Backend(ABC):
-    name: str
-
-    @abstractmethod
-    def load(self, path: Path) -> LoadedStage:
-        """Load a model file, raising UserError naming the file if it cannot be used."""
-
-    def chain(self, models: Sequence[LoadedStage]) -> DeviceChain | None:
-        """A device chain over ``models`` (loaded by this backend, in order), or None where
-        the backend has nothing better than a host round trip between stages."""
-        return None
-
-    @abstractmethod
-    def close(self) -> None:
-        """Release every model it loaded (sessions, device and pinned memory); safe to call
-        again. A backend left for another must give these back, or the next may not fit."""
-
-
 def default_threads() -> int:
     """All cores but at most 4: beyond that, small generators gain nothing."""
     return max(1, min(4, os.cpu_count() or 1))
-
-
-class OnnxRuntimeStage(LoadedStage):
-    def __init__(
-        self, session: ort.InferenceSession, graphs: bool = False, precision: str = "fp32"
-    ) -> None:
-        self.session: ort.InferenceSession | None = session
-        self.inputs = tuple(_info(arg) for arg in session.get_inputs())
-        self.outputs = tuple(_info(arg) for arg in session.get_outputs())
-        #: Whether the session records CUDA graphs (only runs through an OrtChain do).
-        self.graphs = graphs
-        #: "fp16" where the backend loaded the stage's proven FP16 variant.
-        self.precision = precision
-        #: A session that records graphs would record one at every plain run, for inputs
-        #: at addresses that change: its plain runs say to skip that.
-        self.run_options = graph_run_options(None) if graphs else None
-        self._input = self.inputs[0].name
-        self._output = [self.outputs[0].name]
-
-    def run(self, batch: np.ndarray, extra: Mapping[str, np.ndarray] | None = None) -> np.ndarray:
-        if self.session is None:
-            raise RuntimeError("this model was closed")
-        feed = {self._input: batch, **(extra or {})}
-        return self.session.run(self._output, feed, self.run_options)[0]
-
-    def close(self) -> None:
-        """Drop the session: ONNX Runtime frees its memory (and a CUDA arena) with it."""
-        self.session = None
 
 
 class OnnxRuntimeBackend(Backend):
@@ -192,8 +111,6 @@ class OnnxRuntimeBackend(Backend):
     def chain(self, models: Sequence[LoadedStage]) -> DeviceChain | None:
         """An IO-binding chain over ``models``, where this backend chains and at least the
         first stage's shapes are fixed but for the batch axis."""
-        from installation.engine.ort_chain import OrtChain, linked_stages
-
         stages = [model for model in models if isinstance(model, OnnxRuntimeStage)]
         if not self.chains or not stages or len(stages) != len(models):
             return None
@@ -218,9 +135,3 @@ class OnnxRuntimeBackend(Backend):
     def _session(self, source: Path, graphs: bool) -> ort.InferenceSession:
         providers = [(CUDA, provider_options(graphs))] if self.provider == CUDA else [self.provider]
         return ort.InferenceSession(str(source), self.session_options(), providers=providers)
-
-
-def _info(arg: ort.NodeArg) -> TensorInfo:
-    shape = tuple(size if isinstance(size, int | str) else None for size in arg.shape)
-    dtype = arg.type.removeprefix("tensor(").removesuffix(")")
-    return TensorInfo(arg.name, shape, "float32" if dtype == "float" else dtype)

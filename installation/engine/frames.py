@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from installation.engine.gpu.gl_interop import DeviceImage
+    from installation.engine.gpu.device_frames import DeviceImage
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Frame:
 
     ``serial`` increases by one for every frame the worker makes, so the display can cache
     uploaded textures by it. A frame that never left the GPU (TensorRT drawing for the GL
-    presenter, ``installation.engine.gpu.gl_interop``) has ``device`` instead of ``image``.
+    presenter, ``installation.engine.gpu.device_frames``) has ``device`` instead of ``image``.
     """
 
     t: float

@@ -25,17 +25,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING
 
 import numpy as np
 import onnxruntime as ort
 
-from installation.engine.backend import DeviceChain
+from installation.engine.model import DeviceChain
 from installation.engine.ort_cuda import graph_run_options
+from installation.engine.ort_stage import OnnxRuntimeStage
 from installation.errors import first_line
-
-if TYPE_CHECKING:
-    from installation.engine.backend import OnnxRuntimeStage
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,6 @@ from itertools import pairwise
 
 import numpy as np
 
-from installation.engine.backend import Backend, DeviceChain, LoadedStage
 from installation.engine.bundle import (
     TRANSFORM,
     VIEW_SIZE,
@@ -34,6 +33,7 @@ from installation.engine.bundle import (
     verify_files,
 )
 from installation.engine.convention import from_unit, to_rgb8, to_unit
+from installation.engine.model import Backend, DeviceChain, LoadedStage
 from installation.score.wspace import transform_matrix
 
 log = logging.getLogger(__name__)

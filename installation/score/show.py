@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from string import hexdigits
 
-from installation.display.background import read_background
 from installation.errors import UserError
+from installation.images import read_image
 from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
 from installation.score.osc_settings import OscSettings, parse_osc
 from installation.score.scenes import (
@@ -136,7 +136,7 @@ def _display(section: Section, folder: Path) -> DisplaySettings:
     if section.has("background_image"):
         background_image = folder / section.get("background_image", str)
         try:
-            read_background(background_image)
+            read_image(background_image)
         except UserError as exc:
             raise section.error("background_image", str(exc)) from exc
     grid = _grid(section, layout)

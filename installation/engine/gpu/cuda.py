@@ -57,6 +57,10 @@ _REASONS = {
 DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
 
 
+#: Bytes of one float32 value: buffer sizes of the stages' float32 tensors.
+FLOAT32_BYTES = 4
+
+
 class GpuUnavailable(UserError):
     """Why this machine cannot take the GPU path, in one line.
 

@@ -1,37 +1,37 @@
-"""Frames from TensorRT into the GL presenter's texture without crossing the host: CUDA-OpenGL
-interop through cuda-python.
+"""Frames that stay in GPU memory from TensorRT to the screen: the GL presenter's side,
+CUDA-OpenGL interop through cuda-python.
 
-On the TensorRT path a frame is float32 in GPU memory when its last stage ends. The host path
-copies it to the host, converts it to 8 bits there and uploads it again: two trips over PCIe
-a frame (12 MiB each way at 1024 px) and a core busy converting. Here it stays on the GPU:
+The inference worker leaves each frame's picture in a slot of a ring on the GPU
+(``installation.engine.gpu.device_frames``). On the display's thread (the GL context's own),
+``GlInterop`` copies the slot device to device into a float texture registered with CUDA
+(``cudaGraphicsGLRegisterImage``, write-discard): R32F, one texel per value, rows as the
+stage stored them (NCHW: W x C*H, its planes stacked; NHWC: W*C x H). A fragment shader then
+does the host's conversion (``convention.to_unit`` and ``to_rgb8``: layout, value range,
+rounding to 8 bits) into the presenter's frame texture. No CUDA kernel is compiled or
+shipped: CUDA only copies, and GL does the arithmetic it does anyway. Registration and
+mapping happen on the GL thread, where the context is current and GL's own use of the
+texture is ordered with CUDA's.
 
-1. On the inference worker, the chain's last output is copied on the device into a slot of a
-   ``DeviceRing`` (TensorRT overwrites its output buffer at the next run, and frames wait in
-   the queue for their time); the frame carries a ``DeviceImage`` naming the slot.
-2. On the display's thread (the GL context's own), ``GlInterop`` copies the slot device to
-   device into a float texture registered with CUDA (``cudaGraphicsGLRegisterImage``, write-
-   discard): R32F, one texel per value, rows as the stage stored them (NCHW: W x C*H, its
-   planes stacked; NHWC: W*C x H). A fragment shader then does the host's conversion
-   (``convention.to_unit`` and ``to_rgb8``: layout, value range, rounding to 8 bits) into the
-   presenter's frame texture. No CUDA kernel is compiled or shipped: CUDA only copies, and GL
-   does the arithmetic it does anyway. Registration and mapping happen on the GL thread,
-   where the context is current and GL's own use of the texture is ordered with CUDA's.
-
-It is used only where it can work (``frame_path``): the TensorRT rung, the GL presenter, and a
-GL context that runs on the CUDA device TensorRT uses. Anywhere else frames take the host
-path, which ONNX Runtime always uses, and ``FramePathLog`` says which path and why, once.
-
-cuda-python and moderngl are imported inside functions, as in the rest of ``engine.gpu``.
+cuda-python and moderngl are imported inside functions, so that a machine without them can
+still import the display.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from installation.engine.gpu.cuda import DeviceBuffer, GpuUnavailable, _call, runtime
+from installation.display.shaders import VERTEX
+from installation.engine.gpu.cuda import GpuUnavailable, _call, runtime
+from installation.engine.gpu.device_frames import (
+    FLOAT32_BYTES,
+    DeviceImage,
+    DeviceRing,
+    FramePathLog,
+    frame_path,
+    ring_for,
+    staging_size,
+)
 
 if TYPE_CHECKING:
     import moderngl
@@ -39,55 +39,10 @@ if TYPE_CHECKING:
     from installation.display.gl_picture import TextureFill
     from installation.engine.pipeline import Pipeline
 
-log = logging.getLogger(__name__)
-
 #: ``GL_TEXTURE_2D``, the target a frame's staging texture is registered as.
 GL_TEXTURE_2D = 0x0DE1
 #: The most CUDA devices one GL context is asked about (SLI pairs at most, in practice).
 MAX_GL_DEVICES = 8
-FLOAT32_BYTES = 4
-
-
-@dataclass(frozen=True)
-class FramePath:
-    """Whether frames go from TensorRT to the presenter's texture on the GPU, and why."""
-
-    interop: bool
-    reason: str
-
-
-def frame_path(
-    backend: str, presenter: str, gl_devices: Sequence[int] | None, device: int = 0
-) -> FramePath:
-    """The path for frames made by ``backend`` and drawn by ``presenter`` ("gl" or "sdl"),
-    where the GL context runs on CUDA devices ``gl_devices`` (None: CUDA cannot reach it,
-    see ``gl_devices``) and TensorRT on ``device``."""
-    host = "frames cross the host: "
-    if backend != "tensorrt":
-        return FramePath(False, f"{host}the {backend} backend hands them back there")
-    if presenter != "gl":
-        return FramePath(False, f"{host}the {presenter} presenter uploads them from there")
-    if gl_devices is None:
-        return FramePath(False, f"{host}CUDA cannot reach the GL context (not NVIDIA's GL)")
-    if device not in gl_devices:
-        on = ", ".join(str(number) for number in gl_devices) or "none"
-        return FramePath(
-            False, f"{host}the screen's GL runs on CUDA device {on}, TensorRT on {device}"
-        )
-    return FramePath(True, "frames go from TensorRT into the presenter's texture on the GPU")
-
-
-class FramePathLog:
-    """Says which path frames take when it changes (the ladder may leave TensorRT in the
-    middle of a show), not once a frame."""
-
-    def __init__(self) -> None:
-        self._last: FramePath | None = None
-
-    def note(self, path: FramePath) -> None:
-        if path != self._last:
-            log.info("%s", path.reason)
-            self._last = path
 
 
 def gl_devices() -> tuple[int, ...] | None:
@@ -102,102 +57,6 @@ def gl_devices() -> tuple[int, ...] | None:
     if error != cudart.cudaError_t.cudaSuccess:
         return None
     return tuple(devices[:count])
-
-
-def staging_size(item: tuple[int, int, int], layout: str) -> tuple[int, int]:
-    """Width and height, in R32F texels, of one output ``item`` (C, H, W for "NCHW", else
-    H, W, C) copied as it lies in memory, a row of texels per stored row."""
-    if layout == "NCHW":
-        channels, height, width = item
-        return width, channels * height
-    height, width, channels = item
-    return width * channels, height
-
-
-@dataclass(frozen=True)
-class DeviceImage:
-    """One frame's picture in GPU memory as its last stage wrote it: float32 ``item`` (C, H,
-    W or H, W, C by ``layout``) at device address ``ptr``, values in ``value_range``."""
-
-    ptr: int
-    item: tuple[int, int, int]
-    layout: str
-    value_range: tuple[float, float]
-
-    @property
-    def size(self) -> tuple[int, int]:
-        """The picture's width and height."""
-        if self.layout == "NCHW":
-            return self.item[2], self.item[1]
-        return self.item[1], self.item[0]
-
-
-def item_bytes(item: Sequence[int | None]) -> int:
-    """The bytes of one float32 output item of shape ``item``."""
-    total = FLOAT32_BYTES
-    for size in item:
-        if size is None:
-            raise ValueError(f"an output of shape {item} has no fixed size")
-        total *= size
-    return total
-
-
-class DeviceRing:
-    """``slots`` device buffers of ``nbytes`` (the largest frame the bundle makes), reused in
-    turn, for frames that wait on the GPU: at least the frame queue's capacity plus the two
-    the display may be blending, so a slot is never refilled while its frame can be drawn.
-    Never reallocated while the show runs, so no frame can point at freed memory."""
-
-    def __init__(self, slots: int, nbytes: int) -> None:
-        self.slots = slots
-        self.nbytes = nbytes
-        self._buffers: list[DeviceBuffer] = []
-        self._next = 0
-
-    def next_slot(self) -> DeviceBuffer:
-        index = self._next
-        self._next = (index + 1) % self.slots
-        if index == len(self._buffers):
-            self._buffers.append(DeviceBuffer(self.nbytes))
-        return self._buffers[index]
-
-    def free(self) -> None:
-        for buffer in self._buffers:
-            buffer.free()
-        self._buffers.clear()
-
-
-def ring_for(pipeline: Pipeline, queue_capacity: int) -> DeviceRing:
-    """The ring for frames of a TensorRT ``pipeline`` (fixed output shapes) waiting in a queue
-    of ``queue_capacity``: a slot per queued frame and for the two on screen, each the size
-    of the largest stage output."""
-    largest = max(item_bytes(stage.model.outputs[0].shape[1:]) for stage in pipeline.stages)
-    return DeviceRing(queue_capacity + 2, largest)
-
-
-def paint_on_device(
-    pipeline: Pipeline, latent: Any, stages: int | None, ring: DeviceRing
-) -> DeviceImage | None:
-    """One latent through the TensorRT chain into the next slot of ``ring``, or None where the
-    frame must take the host path (no TensorRT chain, a stage met on the host, an input the
-    chain cannot feed)."""
-    from installation.engine.gpu.tensorrt_backend import TensorRTChain
-
-    chain = pipeline.chain
-    count = min(stages or len(pipeline.stages), len(pipeline.stages))
-    latents = latent.reshape(1, -1)
-    if not isinstance(chain, TensorRTChain) or count > pipeline.chained:
-        return None
-    if pipeline.first_extra(latents):
-        return None
-    last = pipeline.stages[count - 1].spec
-    channels, height, width = chain.stages[count - 1].outputs[0].shape[1:]
-    item = (int(channels or 0), int(height or 0), int(width or 0))
-    if item_bytes(item) > ring.nbytes:
-        raise ValueError(f"a {item} frame does not fit the ring's {ring.nbytes} bytes")
-    slot = ring.next_slot()
-    chain.run_into(pipeline.first_input(latents), count, slot.ptr)
-    return DeviceImage(slot.ptr, item, last.layout, last.range)
 
 
 _CONVERT = """
@@ -226,8 +85,6 @@ class ConvertPass:
     row for row, by the stage's layout and value range, rounded as the host path rounds."""
 
     def __init__(self, ctx: moderngl.Context) -> None:
-        from installation.display.shaders import VERTEX
-
         self._ctx = ctx
         self._program = ctx.program(vertex_shader=VERTEX, fragment_shader=_CONVERT)
         self._pass = ctx.vertex_array(self._program, [])

@@ -1,18 +1,25 @@
-"""The background image of the portrait layout, read once, checked when the show loads."""
+"""Image files the show uses, read into arrays.
+
+The portrait layout's background image is checked when the show loads (``score.show``) and
+drawn by the GL presenter (``display.gl``): reading it belongs to neither, so it lives here,
+below both. pygame, which decodes the file, is imported only when an image is read, so that
+loading a show stays light.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import numpy as np
-import pygame
 
 from installation.errors import UserError
 
 
-def read_background(path: Path) -> np.ndarray:
+def read_image(path: Path) -> np.ndarray:
     """The image at ``path`` as H x W x 3 uint8 RGB; a file that cannot be read or decoded is
     a UserError whose message says why (the caller names the file and key)."""
+    import pygame
+
     try:
         surface = pygame.image.load(str(path))
     except (OSError, pygame.error) as exc:
