@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 from conftest import DEFAULT_BUNDLE
+from wspace_bundle import write_w_bundle
 
 from installation.engine.bundle import load_bundle
-from installation.engine.fp16 import VariantBuild
-from installation.engine.gpu.build import StageBuild, closing_line, strongly_typed
+from installation.engine.fp16 import VariantBuild, proven_variants
+from installation.engine.gpu.build import StageBuild, build_engines, closing_line, strongly_typed
+from installation.engine.gpu.engine_cache import EngineCache
 
 FLAGS = types.SimpleNamespace(STRONGLY_TYPED=1)
 
@@ -53,3 +55,23 @@ def test_the_closing_line_names_what_each_rung_got_and_with_what_error(tmp_path:
         f"faces-256 in {tmp_path}: FP16 variants for ONNX Runtime CUDA: 0 of 2 stages, "
         "in FP32: generator, refine-256; no TensorRT engines: no GPU"
     )
+
+
+def test_a_stylegan3_bundle_gets_its_fp16_variants_and_no_tensorrt_engines(
+    tmp_path: Path,
+) -> None:
+    """TensorRT's build profile covers one input, and a StyleGAN3 synthesis also takes its
+    input transform: build-engines says so before it needs TensorRT (here or on a GPU),
+    after making the FP16 variants the CUDA rung runs."""
+    bundle = load_bundle(write_w_bundle(tmp_path / "bundle", transform=True))
+    folder = tmp_path / "engines"
+    said: list[str] = []
+    assert build_engines(bundle, EngineCache(folder), say=said.append) == []
+    assert said[-1].startswith(
+        f"tiny-w in {folder}: FP16 variants for ONNX Runtime CUDA: 1 of 1 stages (max abs error "
+    )
+    assert said[-1].endswith(
+        "; no TensorRT engines: its engines take one input per stage; this bundle's synthesis "
+        "also takes an input transform (StyleGAN3): ONNX Runtime runs it"
+    )
+    assert list(proven_variants(bundle, folder)) == [bundle.stages[0].path]

@@ -4,6 +4,7 @@ across separate instances, and the mapping kept off the display's and controller
 
 from __future__ import annotations
 
+import logging
 import subprocess
 import sys
 from pathlib import Path
@@ -15,12 +16,15 @@ from wspace_bundle import write_show, write_w_bundle
 
 from installation.control.osc.addresses import AddressSpace
 from installation.control.reload import Reloader
+from installation.display import HeadlessDisplay
 from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle, load_bundle
+from installation.engine.ladder import BackendLadder, Rung
 from installation.engine.mapping import Mapping, conductor_for
 from installation.engine.paint import paint
 from installation.engine.pipeline import Pipeline
 from installation.errors import UserError
+from installation.player import play
 from installation.score.conductor import Conductor
 from installation.score.show import load_show
 from installation.score.wspace import transform_matrix
@@ -126,6 +130,41 @@ def test_mapping_runs_only_where_frames_are_painted(tmp_path: Path) -> None:
     for plan in plans:
         assert plan.layers[0].latent.shape == (24,)
     assert mapping.cached > 0
+
+
+def test_a_mapping_failing_in_the_show_restarts_the_worker_without_a_fall(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The mapping runs on the CPU under every backend: its failure (here its session
+    closed under the running show) is restarted, never blamed on the backend."""
+    bundle = load_bundle(write_w_bundle(tmp_path / "bundle"))
+    assert bundle.w is not None
+    show = load_show(write_show(tmp_path, bundle.path, scene()))
+    mapping = Mapping(bundle)
+    conductor = Conductor(show, 8, "normal", 1, mapping.space())
+    mapping.close()
+
+    def rung(name: str) -> Rung:
+        return Rung(name, lambda: Pipeline.load(bundle, OnnxRuntimeBackend(CPU, threads=1)))
+
+    ladder = BackendLadder([rung("first"), rung("onnxruntime-cpu")])
+    ladder.start()
+    display = HeadlessDisplay((32, 32))
+    display.open("test")
+    try:
+        with caplog.at_level(logging.INFO):
+            # The first frame fails (within milliseconds); 3 s leaves a loaded machine room.
+            result = play(display, ladder, conductor, 30, 0.1, 3.0)
+    finally:
+        display.close()
+    assert ladder.name == "first"
+    assert not any("FAILED WHILE RUNNING" in r.getMessage() for r in caplog.records)
+    failures = [r for r in caplog.records if r.name == "installation.engine.supervisor"]
+    assert failures and all(r.exc_info is None for r in caplog.records)
+    message = failures[0].getMessage()
+    assert "restarting it in" in message and "\n" not in message
+    assert f"MappingFailed: {bundle.w.mapping}: mapping a keyframe failed" in message
+    assert result.generated == 0
 
 
 def test_a_scene_that_loops_joins_itself_smoothly(tmp_path: Path) -> None:

@@ -26,13 +26,15 @@ from pathlib import Path
 
 import onnxruntime as ort
 
-from installation.engine.backend import CPU, CUDA, Backend, OnnxRuntimeBackend
-from installation.engine.bundle import Bundle, extra_inputs
+from installation.engine.backend import CPU, CUDA, OnnxRuntimeBackend
+from installation.engine.bundle import Bundle
 from installation.engine.bundle_check import check_bundle
 from installation.engine.faults import DeliberateFault, Faults, FaultyPipeline
 from installation.engine.fp16 import proven_variants
 from installation.engine.gpu.cuda import INSTALL_HINT
 from installation.engine.gpu.engine_cache import default_cache_dir
+from installation.engine.gpu.tensorrt_backend import not_its_kind
+from installation.engine.model import Backend
 from installation.engine.pipeline import Pipeline
 from installation.errors import UserError, first_line
 
@@ -209,11 +211,9 @@ def _tensorrt(bundle: Bundle, engines: Path | None) -> Pipeline:
     stale engines) is a fault on a PC meant for the GPU. A StyleGAN3 synthesis takes its input
     transform as a second input, which the TensorRT path does not feed: not this backend's
     kind of bundle, like TensorRT not installed."""
-    if extra_inputs(bundle, 0):
-        raise Absent(
-            "its engines take one input per stage; this bundle's synthesis also takes "
-            "an input transform (StyleGAN3): ONNX Runtime runs it"
-        )
+    unsuited = not_its_kind(bundle)
+    if unsuited:
+        raise Absent(unsuited)
     if importlib.util.find_spec("tensorrt") is None:
         raise Absent(f"TensorRT is not installed ({INSTALL_HINT})")
     from installation.engine.gpu.engine_cache import EngineCache

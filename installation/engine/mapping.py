@@ -17,8 +17,10 @@ from collections import OrderedDict
 
 import numpy as np
 
-from installation.engine.backend import CPU, LoadedStage, OnnxRuntimeBackend
+from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle, WSpec, check_tensors, read_average, verify_w
+from installation.engine.model import LoadedStage
+from installation.errors import first_line
 from installation.score.conductor import Conductor
 from installation.score.show import Show
 from installation.score.trajectory import keyframe
@@ -28,6 +30,12 @@ from installation.score.wspace import WSpace
 #: Catmull-Rom tangents), twice with style mixing, and a crossfade two scenes' worth; a few
 #: hundred leave room for /face/next, /seed and playlists, at w_dim 512 about 0.5 MiB.
 CACHE_SIZE = 256
+
+
+class MappingFailed(RuntimeError):
+    """The mapping network failed while the show runs. It runs on the CPU whatever backend
+    draws the pictures, so this is never the backend's fault: the supervisor restarts the
+    worker rather than dropping the show to a slower backend that would fail the same way."""
 
 
 class Mapping:
@@ -61,7 +69,13 @@ class Mapping:
             c = np.zeros((1, self.spec.c_dim), np.float32)
             c[0, label] = 1.0
             extra = {"c": c}
-        w = self._model.run(np.ascontiguousarray(z, np.float32)[None, :], extra)[0]
+        try:
+            w = self._model.run(np.ascontiguousarray(z, np.float32)[None, :], extra)[0]
+        except Exception as exc:  # whatever ONNX Runtime raises, named as the mapping's
+            raise MappingFailed(
+                f"{self.spec.mapping}: mapping a keyframe failed (ONNX Runtime CPU, whatever "
+                f"backend draws): {type(exc).__name__}: {first_line(exc)}"
+            ) from exc
         return np.array(w, dtype=np.float32)
 
     def w(self, seed: int, index: int, label: int = 0) -> np.ndarray:

@@ -7,9 +7,10 @@ the display holds the frames it has. When failures keep coming, restarting insid
 is not helping, and the supervisor gives up so that the process exits non-zero and systemd
 starts a fresh one. A failure may also be the backend's (a GPU engine gone bad): ``fallback``
 then moves the show down the backend ladder and the worker restarts at once on the next
-backend, without counting towards giving up. All of this happens on the supervisor's own
-thread, because joining a worker (or loading the next backend) can take as long as one
-inference and the display loop must never wait for it.
+backend, without counting towards giving up. A failure of a W bundle's mapping network is
+not the backend's (it runs on the CPU under every backend): it is restarted like any other.
+All of this happens on the supervisor's own thread, because joining a worker (or loading the
+next backend) can take as long as one inference and the display loop must never wait for it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from installation.engine.mapping import MappingFailed
 from installation.engine.worker import InferenceWorker
 
 log = logging.getLogger(__name__)
@@ -164,7 +166,11 @@ class WorkerSupervisor:
 
     def _failed(self, error: BaseException, now: float) -> None:
         self._retire(timeout=0.0)
-        if self._fallback is not None and self._fallback(error):
+        if (
+            self._fallback is not None
+            and not isinstance(error, MappingFailed)
+            and self._fallback(error)
+        ):
             self._retry_at = self._clock()
             self._state = WorkerState.RESTARTING
             return

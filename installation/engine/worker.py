@@ -24,7 +24,8 @@ from collections.abc import Callable, Iterator, Sequence
 import numpy as np
 
 from installation.engine.frames import Frame, FrameQueue
-from installation.engine.gpu.gl_interop import DeviceImage, DeviceRing, paint_on_device
+from installation.engine.gpu.device_frames import DeviceImage, DeviceRing, paint_on_device
+from installation.engine.mapping import MappingFailed
 from installation.engine.paint import paint, single_layer, stages_to_run
 from installation.engine.pipeline import Pipeline
 from installation.engine.quality import AdaptiveQuality
@@ -65,7 +66,7 @@ class InferenceWorker:
         self.serials = serials
         self.quality = quality
         #: Where frames wait on the GPU when they go straight to the GL presenter's texture
-        #: (installation.engine.gpu.gl_interop); None: every frame is painted on the host.
+        #: (installation.engine.gpu.device_frames); None: every frame is painted on the host.
         self.ring = ring
         self.generated = 0
         self.skipped = 0
@@ -89,6 +90,8 @@ class InferenceWorker:
     def _run(self) -> None:
         try:
             self._loop()
+        except MappingFailed as exc:  # already one line naming the file; the supervisor logs it
+            self.error = exc
         except Exception as exc:
             log.exception("inference worker failed")
             self.error = exc

@@ -42,7 +42,12 @@ from installation.engine.fp16 import (
 )
 from installation.engine.gpu.cuda import GpuUnavailable
 from installation.engine.gpu.engine_cache import EngineCache, EngineKey, engine_key
-from installation.engine.gpu.tensorrt_backend import TensorRTBackend, TensorRTStage, make_builder
+from installation.engine.gpu.tensorrt_backend import (
+    TensorRTBackend,
+    TensorRTStage,
+    make_builder,
+    not_its_kind,
+)
 from installation.engine.ort_cuda import release
 from installation.engine.parity import (
     DEFAULT_TOLERANCE,
@@ -96,8 +101,9 @@ def build_engines(
     say: Callable[[str], object] = print,
 ) -> list[StageBuild]:
     """Make the FP16 variants, then build, check and store a TensorRT engine for every stage
-    of ``bundle``; the engines stored (none where TensorRT or a GPU is missing). The last
-    line said is ``closing_line``: what was kept for each rung and what was not, and why.
+    of ``bundle``; the engines stored (none where TensorRT or a GPU is missing, or for a
+    bundle TensorRT cannot run: ``not_its_kind``). The last line said is ``closing_line``:
+    what was kept for each rung and what was not, and why.
 
     ``precision`` "auto" makes FP16 where the result is within ``tolerance``, else FP32;
     "fp32" makes FP32 engines only and removes the FP16 variants.
@@ -110,6 +116,10 @@ def build_engines(
         discard_variants(bundle, cache.folder)
     else:
         variants = make_variants(bundle, cache.folder, seed, tolerance=tolerance, say=say)
+    unsuited = not_its_kind(bundle)
+    if unsuited:
+        say(closing_line(bundle, cache.folder, variants, [], f"no TensorRT engines: {unsuited}"))
+        return []
     try:
         backend = TensorRTBackend(bundle, cache)
     except GpuUnavailable as exc:

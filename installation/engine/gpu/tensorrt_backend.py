@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from installation.engine.backend import Backend, DeviceChain, LoadedStage
-from installation.engine.bundle import Bundle, StageSpec, TensorInfo
+from installation.engine.bundle import Bundle, StageSpec, TensorInfo, extra_inputs
 from installation.engine.gpu.cuda import (
+    FLOAT32_BYTES,
     INSTALL_HINT,
     DeviceBuffer,
     GpuUnavailable,
@@ -30,9 +30,21 @@ from installation.engine.gpu.cuda import (
     select_device,
 )
 from installation.engine.gpu.engine_cache import EngineCache, StaleEngine, wanted_keys
+from installation.engine.model import Backend, DeviceChain, LoadedStage
 from installation.errors import UserError, first_line
 
-FLOAT32_BYTES = 4
+
+def not_its_kind(bundle: Bundle) -> str | None:
+    """Why TensorRT cannot run ``bundle`` whatever is installed, or None. Its engines are
+    built and fed with one input per stage, and a StyleGAN3 synthesis also takes its input
+    transform: asked before TensorRT is, so the ladder and build-engines say this reason
+    rather than a missing TensorRT or a failed build."""
+    if extra_inputs(bundle, 0):
+        return (
+            "its engines take one input per stage; this bundle's synthesis also takes "
+            "an input transform (StyleGAN3): ONNX Runtime runs it"
+        )
+    return None
 
 
 def import_tensorrt() -> ModuleType:
@@ -181,7 +193,7 @@ class TensorRTChain(DeviceChain):
     def run_into(self, batch: np.ndarray, count: int, target: int) -> None:
         """Run the first ``count`` stages on one item and copy the last output on the GPU to
         device address ``target``, never to the host; returns when the copy is done. For
-        frames drawn from GPU memory (installation.engine.gpu.gl_interop)."""
+        frames drawn from GPU memory (installation.engine.gpu.device_frames)."""
         if len(batch) != 1 or not 1 <= count <= self.linked:
             raise ValueError(f"run_into takes one item through 1 to {self.linked} stages")
         last = self.stages[count - 1]
