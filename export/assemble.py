@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 
-from export.bundle_writer import check_bundle, staged_bundle, write_manifest
+from export.bundle_writer import placed_bundle, staged_bundle, write_manifest
 from export.stage_export import STAGE_MANIFEST
 from installation.engine.bundle import (
     MANIFEST,
@@ -98,8 +98,9 @@ def assemble(
             provenance=_merge(bundle, folders),
             stages=[replace(spec, path=staging / spec.path.name) for spec in chain],
             w=None if bundle.w is None else _moved(bundle.w, staging),
+            out=out,
         )
-    return check_bundle(out)
+    return placed_bundle(out)
 
 
 def _moved(w: WSpec, folder: Path) -> WSpec:

@@ -29,6 +29,7 @@ from installation.engine.bundle import (
     WSpec,
     load_bundle,
     stage_table,
+    verify_files,
     w_table,
 )
 from installation.engine.bundle_check import check_bundle as check_loaded
@@ -65,10 +66,13 @@ def write_manifest(
     stages: Sequence[StageSpec],
     license_text: str | None = None,
     w: WSpec | None = None,
+    out: Path | None = None,
 ) -> Bundle:
     """Write ``bundle.toml`` (and the licence text to ``provenance.license_file`` if given)
     into ``folder``, which already holds the stages' ONNX files, then check the result.
-    ``w`` makes it a bundle that morphs in W (docs/bundle.md), its files also in ``folder``."""
+    ``w`` makes it a bundle that morphs in W (docs/bundle.md), its files also in ``folder``.
+    ``out`` is where ``staged_bundle`` will move a staging ``folder``: the check's warnings
+    name it, so that the bundle need not be checked again there (``placed_bundle``)."""
     if license_text is not None:
         if not provenance.license_file:
             raise ValueError("license_text given but provenance.license_file is empty")
@@ -83,15 +87,19 @@ def write_manifest(
     document["provenance"] = provenance_table(provenance)
     document["stages"] = [stage_table(stage, folder) for stage in stages]
     (folder / MANIFEST).write_text(dumps(document), encoding="utf-8")
-    # Warnings here would name the hidden staging folder; every importer checks the bundle
-    # again once it is in place, and that check says them with the bundle's own path.
+    # The check logs its warnings with the hidden staging folder's paths: they are held back
+    # and said again with the paths the bundle will have.
     check_log = logging.getLogger(check_loaded.__module__)
     level = check_log.level
     check_log.setLevel(logging.ERROR)
     try:
-        return check_bundle(folder)
+        bundle = load_bundle(folder)
+        warnings = check_loaded(bundle)
     finally:
         check_log.setLevel(level)
+    for warning in warnings:
+        check_log.warning("%s", warning.replace(str(folder), str(out or folder)))
+    return bundle
 
 
 def provenance_table(provenance: Provenance) -> dict[str, str]:
@@ -100,10 +108,10 @@ def provenance_table(provenance: Provenance) -> dict[str, str]:
     return {key: value for key, value in values if value}
 
 
-def check_bundle(path: Path) -> Bundle:
-    """Everything the runtime checks before its first frame (``installation.engine.bundle_check``):
-    manifest, files, sha256 values, each model's real input and output against the manifest,
-    and each stage's output on a sample against its declared range."""
-    bundle = load_bundle(path)
-    check_loaded(bundle)
+def placed_bundle(out: Path) -> Bundle:
+    """The bundle ``staged_bundle`` just moved into ``out``, after ``write_manifest`` checked
+    it in staging: its manifest read again for the final paths, and its files' sha256 verified
+    in place; the models are the same bytes, so they are not run a second time."""
+    bundle = load_bundle(out)
+    verify_files(bundle)
     return bundle

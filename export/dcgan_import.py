@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from export.bundle_writer import check_bundle, staged_bundle, write_manifest
+from export.bundle_writer import placed_bundle, staged_bundle, write_manifest
 from export.checkpoint import PACKAGE, STATE_KEY, Checkpoint, load_checkpoint
 from export.dcgan import IMAGE_SIZE, DCGANGenerator, generator_from_state_dict
 from export.onnx_export import OPSET, export_onnx, verify_onnx
@@ -65,8 +65,9 @@ def import_dcgan(
                 )
             ],
             license_text=checkpoint.license_text,
+            out=out,
         )
-    return check_bundle(out)
+    return placed_bundle(out)
 
 
 def _generator(checkpoint: Checkpoint) -> DCGANGenerator:

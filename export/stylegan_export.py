@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from export import stylegan2, stylegan3
-from export.bundle_writer import check_bundle, staged_bundle, write_manifest
+from export.bundle_writer import placed_bundle, staged_bundle, write_manifest
 from export.onnx_export import OPSET, compare_onnx, export_graph
 from export.stylegan_generator import StyleGenerator
 from export.stylegan_pickle import PickledModule, load_network
@@ -109,8 +109,9 @@ def export_stylegan(
                 )
             ],
             w=w_spec(folder, generator),
+            out=out,
         )
-    return check_bundle(out)
+    return placed_bundle(out)
 
 
 def build_generator(network: PickledModule, label: Path) -> tuple[str, StyleGenerator]:

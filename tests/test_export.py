@@ -22,13 +22,13 @@ import pytest
 import torch
 from torch import nn
 
-from export.bundle_writer import check_bundle
 from export.cli import register
 from export.dcgan import DCGANGenerator, generator_from_state_dict
 from export.dcgan_import import import_dcgan
 from export.onnx_export import export_onnx, verify_onnx
 from installation.cli import main
 from installation.engine.bundle import load_bundle, verify_files
+from installation.engine.bundle_check import check_bundle
 from installation.errors import UserError
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,7 +100,7 @@ def test_wheel_imports_into_a_valid_bundle(tmp_path: Path, capsys: pytest.Captur
     assert printed.strip().splitlines()[-1].endswith(str(out))
     bundle = load_bundle(out)
     verify_files(bundle)
-    check_bundle(out)
+    check_bundle(bundle)
     assert bundle.name == "tiny"
     assert (bundle.latent_size, bundle.latent_distribution) == (100, "normal")
     assert bundle.provenance["source"].startswith("gan-face-generate 1.1.1 from PyPI")
@@ -201,8 +201,8 @@ def test_verification_catches_an_unfaithful_export(tmp_path: Path) -> None:
 
 
 def test_committed_default_bundle_is_valid() -> None:
-    bundle = check_bundle(DEFAULT_BUNDLE)
-    verify_files(load_bundle(DEFAULT_BUNDLE))
+    bundle = load_bundle(DEFAULT_BUNDLE)
+    check_bundle(bundle)
     assert bundle.name == "faces-256"
     assert bundle.output_size == (256, 256)
     assert bundle.provenance["source"].startswith("generator: gan-face-generate 1.1.1 from PyPI")
