@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from export.stylegan_pickle import PickledModule
@@ -165,3 +166,37 @@ def _stand_ins() -> Iterator[tuple[Any, type]]:
     finally:
         for name in modules:
             del sys.modules[name]
+
+
+def upfirdn_by_definition(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    up: int,
+    down: int,
+    padding: tuple[int, int, int, int],
+    gain: float,
+) -> torch.Tensor:
+    """Zero insertion, zero padding (negative: cropping), a true 2-D convolution written as a
+    sum over the taps (out[y, x] = sum f[i, j] * in[y + fh-1 - i, x + fw-1 - j]; 1-D taps as
+    their outer product), then every down-th pixel: the reference both generators' resampling
+    is tested against."""
+    data = x.double().numpy()
+    batch, channels, height, width = data.shape
+    spread = np.zeros((batch, channels, height * up, width * up))
+    spread[:, :, ::up, ::up] = data
+    x0, x1, y0, y1 = padding
+    padded = np.pad(spread, ((0, 0), (0, 0), (max(y0, 0), max(y1, 0)), (max(x0, 0), max(x1, 0))))
+    rows, columns = padded.shape[2], padded.shape[3]
+    padded = padded[:, :, max(-y0, 0) : rows - max(-y1, 0), max(-x0, 0) : columns - max(-x1, 0)]
+    taps = f.double().numpy()
+    taps = (np.outer(taps, taps) if taps.ndim == 1 else taps) * gain
+    fh, fw = taps.shape
+    out_h, out_w = padded.shape[2] - fh + 1, padded.shape[3] - fw + 1
+    out = np.zeros((batch, channels, out_h, out_w))
+    for i in range(fh):
+        for j in range(fw):
+            out += (
+                taps[i, j]
+                * padded[:, :, fh - 1 - i : fh - 1 - i + out_h, fw - 1 - j :][..., :out_w]
+            )
+    return torch.from_numpy(out[:, :, ::down, ::down]).float()

@@ -10,10 +10,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from stylegan_fixtures import upfirdn_by_definition
 
 from export.onnx_export import export_onnx, verify_onnx
 from export.stylegan2 import STYLEGAN3, build, config_f, synthetic, upfirdn2d
@@ -211,38 +211,6 @@ def test_the_synthesis_network_equals_the_one_written_from_the_paper() -> None:
     reference = synthesis_reference(net, ws)
     assert ours.shape == reference.shape == (2, 3, 32, 32)
     assert (ours - reference).abs().max() < 1e-4 * reference.abs().max()
-
-
-def upfirdn_by_definition(
-    x: torch.Tensor,
-    f: torch.Tensor,
-    up: int,
-    down: int,
-    padding: tuple[int, int, int, int],
-    gain: float,
-) -> torch.Tensor:
-    """Zero insertion, zero padding (negative: cropping), a true 2-D convolution written as a
-    sum over the taps (out[y, x] = sum f[i, j] * in[y + fh-1 - i, x + fw-1 - j]), then every
-    down-th pixel."""
-    data = x.double().numpy()
-    batch, channels, height, width = data.shape
-    spread = np.zeros((batch, channels, height * up, width * up))
-    spread[:, :, ::up, ::up] = data
-    x0, x1, y0, y1 = padding
-    padded = np.pad(spread, ((0, 0), (0, 0), (max(y0, 0), max(y1, 0)), (max(x0, 0), max(x1, 0))))
-    rows, columns = padded.shape[2], padded.shape[3]
-    padded = padded[:, :, max(-y0, 0) : rows - max(-y1, 0), max(-x0, 0) : columns - max(-x1, 0)]
-    taps = f.double().numpy() * gain
-    fh, fw = taps.shape
-    out_h, out_w = padded.shape[2] - fh + 1, padded.shape[3] - fw + 1
-    out = np.zeros((batch, channels, out_h, out_w))
-    for i in range(fh):
-        for j in range(fw):
-            out += (
-                taps[i, j]
-                * padded[:, :, fh - 1 - i : fh - 1 - i + out_h, fw - 1 - j :][..., :out_w]
-            )
-    return torch.from_numpy(out[:, :, ::down, ::down]).float()
 
 
 @pytest.mark.parametrize(
