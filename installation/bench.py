@@ -8,8 +8,9 @@ same process, so rows can be compared as ratios.
 
 from __future__ import annotations
 
+import functools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -77,24 +78,31 @@ def stage_input(pipeline: Pipeline, index: int, batch: int, rng: np.random.Gener
     return from_unit(unit, spec.input_layout, spec.input_range)
 
 
+def time_stages(
+    pipeline: Pipeline,
+    batches: tuple[int, ...],
+    rng: np.random.Generator,
+    measure: Callable[[Callable[[], object]], float],
+) -> Iterator[tuple[str, int, float]]:
+    """Each stage alone on each of ``batches`` it takes (a fixed batch axis takes 1 only), on
+    random input in its convention: (stage name, batch, ``measure``'s seconds)."""
+    for index, stage in enumerate(pipeline.stages):
+        for batch in batches:
+            if batch > 1 and stage.model.inputs[0].shape[0] == 1:
+                continue
+            data = stage_input(pipeline, index, batch, rng)
+            yield stage.spec.name, batch, measure(lambda s=stage, d=data: s.model.run(d))
+
+
 def bench_stages(
     pipeline: Pipeline, batches: tuple[int, ...], budget: float, progress: Progress
 ) -> list[StageRow]:
     rng = np.random.default_rng(0)
     rows = []
-    for index, stage in enumerate(pipeline.stages):
-        fixed = stage.model.inputs[0].shape[0] == 1
-        for batch in batches:
-            if fixed and batch > 1:
-                continue
-            data = stage_input(pipeline, index, batch, rng)
-            seconds = median_seconds(lambda s=stage, d=data: s.model.run(d), budget)
-            rows.append(
-                StageRow(
-                    pipeline.backend_name, stage.spec.name, batch, seconds * 1e3, batch / seconds
-                )
-            )
-            progress.advance()
+    measure = functools.partial(median_seconds, budget=budget)
+    for name, batch, seconds in time_stages(pipeline, batches, rng, measure):
+        rows.append(StageRow(pipeline.backend_name, name, batch, seconds * 1e3, batch / seconds))
+        progress.advance()
     latents = rng.standard_normal((1, pipeline.bundle.input_size), dtype=np.float32)
     # A scene may stop the chain early: each shorter chain is a rate the show can choose.
     for count in range(1, len(pipeline.stages) + 1):

@@ -17,6 +17,7 @@ and the display loop with SDL's dummy driver.
 
 from __future__ import annotations
 
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -293,18 +294,12 @@ def _distribution(*names: str) -> str | None:
 
 def bench(show_path: Path, engines: Path, budget: float, display_seconds: float, out: Path) -> Json:
     """Every rung of the ladder in turn; the result is rewritten after each rung."""
-    from installation.engine.backend import CPU, OnnxRuntimeBackend
     from installation.engine.ladder import Absent, ladder_for
     from installation.engine.parity import reference_samples
-    from installation.engine.pipeline import Pipeline
     from installation.session import load_parts
 
     show, bundle, _conductor = load_parts(show_path)
-    reference = Pipeline.load(bundle, OnnxRuntimeBackend(CPU))
-    try:
-        samples = reference_samples(reference, seed=0)
-    finally:
-        reference.close()
+    samples = reference_samples(bundle, seed=0)
     ladder = ladder_for(bundle, "auto", show.engine.threads or None, engines)
     # Every rung listed from the start, so that a bench cut short still names those it missed.
     result: Json = {
@@ -353,21 +348,15 @@ def measure_rung(
     entry: Json,
 ) -> None:
     """Fill ``entry`` with one loaded rung's figures, the cheapest and most telling first."""
-    from installation.bench import bench_display, median_seconds, stage_input
+    from installation.bench import bench_display, median_seconds, time_stages
     from installation.engine.parity import end_to_end_error
 
     entry["chained_stages"] = pipeline.chained
     entry["max_abs_error_vs_cpu"] = end_to_end_error(pipeline, samples)
     rng = np.random.default_rng(0)
-    stages = []
-    for index, stage in enumerate(pipeline.stages):
-        for batch in BATCHES:
-            if batch > 1 and stage.model.inputs[0].shape[0] == 1:
-                continue
-            data = stage_input(pipeline, index, batch, rng)
-            seconds = median_seconds(lambda s=stage, d=data: s.model.run(d), budget, 1, 1)
-            stages.append(_figure(stage.spec.name, batch, seconds))
-    entry["stages"] = stages
+    measure = functools.partial(median_seconds, budget=budget, minimum=1, warmup=1)
+    timed = time_stages(pipeline, BATCHES, rng, measure)
+    entry["stages"] = [_figure(name, batch, seconds) for name, batch, seconds in timed]
     chain = []
     for batch in BATCHES:
         batch_latents = rng.standard_normal((batch, pipeline.bundle.input_size), np.float32)

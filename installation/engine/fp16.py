@@ -42,7 +42,7 @@ from installation.engine.parity import (
     end_to_end_error,
     reference_samples,
 )
-from installation.engine.pipeline import Pipeline
+from installation.engine.pipeline import Pipeline, load_stage
 from installation.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
@@ -123,22 +123,20 @@ def make_variants(
     tolerance: float = DEFAULT_TOLERANCE,
     say: Callable[[str], object] = print,
     provider: str | None = None,
+    reference: Callable[[], list[Sample]] | None = None,
 ) -> list[VariantBuild]:
     """Convert, check and keep (or drop) the FP16 variant of every stage of ``bundle``;
     none, said in one line, where the converter cannot run. A stage the converter or ONNX
     Runtime cannot handle in FP16 is said so and runs in FP32. The check runs on
-    ``provider``, by default the CUDA provider where there is one, else the CPU."""
+    ``provider``, by default the CUDA provider where there is one, else the CPU, against
+    ``reference()`` (``reference_samples`` of ``seed`` where None)."""
     missing = converter_missing()
     if missing:
         say(f"no FP16 variants: {missing}")
         return []
     if provider is None:
         provider = CUDA if CUDA in ort.get_available_providers() else CPU
-    reference = Pipeline.load(bundle, OnnxRuntimeBackend(CPU))
-    try:
-        samples = reference_samples(reference, seed)
-    finally:
-        reference.close()
+    samples = reference() if reference else reference_samples(bundle, seed)
     cache = variant_cache(folder)
     check = _Check(bundle, samples, provider, tolerance)
     with tempfile.TemporaryDirectory(prefix="fp16-") as scratch:
@@ -255,8 +253,9 @@ class _Check:
         index = [spec.path for spec in self.bundle.stages].index(path)
         sample = self.samples[index]
         backend = OnnxRuntimeBackend(self.provider, variants={path: variant})
-        try:
-            unit = Pipeline.load(self.bundle, backend).run_stage(index, sample.batch, sample.extra)
+        try:  # this stage only (the reference's load hashed the files): the rest is not run
+            alone = Pipeline(self.bundle, [load_stage(self.bundle, backend, index)], backend.name)
+            unit = alone.run_stage(0, sample.batch, sample.extra)
         except Exception as exc:  # whatever ONNX Runtime raises for a model it cannot run
             self.failed[path] = f"ONNX Runtime cannot run it: {first_line(exc)}"
             return math.inf

@@ -13,7 +13,8 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from installation.engine.bundle import StageSpec
+from installation.engine.backend import CPU, OnnxRuntimeBackend
+from installation.engine.bundle import Bundle, StageSpec
 from installation.engine.bundle_check import keyframe_latents
 from installation.engine.convention import to_unit
 from installation.engine.pipeline import Pipeline
@@ -34,14 +35,20 @@ class Sample:
     extra: dict[str, np.ndarray] | None = None
 
 
-def reference_samples(reference: Pipeline, seed: int) -> list[Sample]:
+def reference_samples(bundle: Bundle, seed: int) -> list[Sample]:
     """Every stage's input and the reference's output for random latents (drawn like a show's
     keyframes from ``seed``, so the bundle's latent distribution is respected and a failed
     check can be replayed), each stage fed the reference output of the one before. The first
-    sample's batch is the latents; the last sample's output is the reference end to end."""
-    latents = keyframe_latents(reference.bundle, seed, PARITY_SAMPLES)
-    batch, extra = reference.first_input(latents), reference.first_extra(latents)
-    samples = [Sample(inputs, expected) for inputs, expected in reference.walk(batch, extra=extra)]
+    sample's batch is the latents; the last sample's output is the reference end to end. The
+    reference is loaded for them and closed again."""
+    reference = Pipeline.load(bundle, OnnxRuntimeBackend(CPU))
+    try:
+        latents = keyframe_latents(bundle, seed, PARITY_SAMPLES)
+        batch, extra = reference.first_input(latents), reference.first_extra(latents)
+        walk = reference.walk(batch, extra=extra)
+        samples = [Sample(inputs, expected) for inputs, expected in walk]
+    finally:
+        reference.close()
     return [replace(samples[0], extra=extra), *samples[1:]]
 
 
@@ -53,10 +60,6 @@ def stage_error(raw: np.ndarray, spec: StageSpec, sample: Sample) -> float:
 def end_to_end_error(pipeline: Pipeline, samples: list[Sample]) -> float:
     """Largest difference of the last stage's output from the reference's, the stages run as
     the show runs them (through the backend's device chain where it takes them all)."""
-    first, count, chain = samples[0], len(pipeline.stages), pipeline.chain
-    if chain is not None and pipeline.chained == count and (chain.feeds_extra or not first.extra):
-        last = pipeline.stages[-1].spec
-        unit = to_unit(chain.run(first.batch, count, first.extra), last.layout, last.range)
-    else:
-        *_, (_, unit) = pipeline.walk(first.batch, extra=first.extra)
+    first = samples[0]
+    unit = pipeline.unit(first.batch, len(pipeline.stages), first.extra)
     return float(np.max(np.abs(unit - samples[-1].expected)))

@@ -94,15 +94,21 @@ class Pipeline:
         pictures of the early stages); None runs them all. A first stage with a transform
         input runs on the host where the device chain cannot feed it (TensorRT's).
         """
-        batch = self.first_input(latents)
-        extra = self.first_extra(latents)
         count = min(stages or len(self.stages), len(self.stages))
+        return to_rgb8(self.unit(self.first_input(latents), count, self.first_extra(latents)))
+
+    def unit(
+        self, batch: np.ndarray, count: int, extra: Mapping[str, np.ndarray] | None = None
+    ) -> np.ndarray:
+        """The first ``count`` stages on the first stage's input ``batch`` (and ``extra``,
+        ``first_extra``), the last one's output as NCHW 0..1: through the device chain where
+        it takes them all, else on the host."""
         chain = self.chain
         if chain is not None and count <= self.chained and (chain.feeds_extra or not extra):
             last = self.stages[count - 1].spec
-            return to_rgb8(to_unit(chain.run(batch, count, extra), last.layout, last.range))
+            return to_unit(chain.run(batch, count, extra), last.layout, last.range)
         *_, (_, unit) = self.walk(batch, count, extra)
-        return to_rgb8(unit)
+        return unit
 
     def close(self) -> None:
         """Release the backend's sessions and memory (the ladder, leaving this pipeline for
@@ -196,12 +202,16 @@ def load_stages(bundle: Bundle, backend: Backend) -> list[Stage]:
     every file has matched its sha256: a changed file is named as such, before any backend
     gets to misread it."""
     verify_files(bundle)
-    stages = []
-    for index, spec in enumerate(bundle.stages):
-        model = backend.load(spec.path)
-        check_io(spec, model.inputs, model.outputs, extra_inputs(bundle, index))
-        stages.append(Stage(spec, model))
-    return stages
+    return [load_stage(bundle, backend, index) for index in range(len(bundle.stages))]
+
+
+def load_stage(bundle: Bundle, backend: Backend, index: int) -> Stage:
+    """Stage ``index`` of ``bundle`` loaded on ``backend`` and checked against the manifest
+    (its file not hashed: ``load_stages`` does that first)."""
+    spec = bundle.stages[index]
+    model = backend.load(spec.path)
+    check_io(spec, model.inputs, model.outputs, extra_inputs(bundle, index))
+    return Stage(spec, model)
 
 
 def _direct_prefix(specs: list[StageSpec]) -> int:

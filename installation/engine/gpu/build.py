@@ -22,6 +22,7 @@ TensorRT pick FP16 kernels where it likes.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +32,6 @@ from typing import Any
 
 import numpy as np
 
-from installation.engine.backend import CPU, OnnxRuntimeBackend
 from installation.engine.bundle import Bundle, StageSpec
 from installation.engine.fp16 import (
     VariantBuild,
@@ -111,11 +111,15 @@ def build_engines(
     if precision not in CHOICES:
         raise ValueError(f"precision must be one of {CHOICES}, not {precision!r}")
     seed = int(np.random.default_rng().integers(2**63))
+    # Drawn once, when first needed, for the FP16 variants and the engines alike.
+    reference = functools.cache(functools.partial(reference_samples, bundle, seed))
     variants: list[VariantBuild] = []
     if precision == "fp32":
         discard_variants(bundle, cache.folder)
     else:
-        variants = make_variants(bundle, cache.folder, seed, tolerance=tolerance, say=say)
+        variants = make_variants(
+            bundle, cache.folder, seed, tolerance=tolerance, say=say, reference=reference
+        )
     unsuited = not_its_kind(bundle)
     if unsuited:
         say(closing_line(bundle, cache.folder, variants, [], f"no TensorRT engines: {unsuited}"))
@@ -126,11 +130,7 @@ def build_engines(
         say(closing_line(bundle, cache.folder, variants, [], f"no TensorRT engines: {exc}"))
         return []
     try:
-        reference = Pipeline.load(bundle, OnnxRuntimeBackend(CPU))
-        try:
-            samples = reference_samples(reference, seed)
-        finally:
-            reference.close()
+        samples = reference()
         builder = _Builder(backend, tolerance, seed, say)
         candidates = [
             builder.build(
