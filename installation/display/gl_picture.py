@@ -15,7 +15,6 @@ to register) with no copy through the host. A frame texture is read in the MIX p
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -26,6 +25,7 @@ from installation.display import shaders
 from installation.display.kernels import weight_table
 from installation.display.layout import fit_rect, portrait_rect
 from installation.display.noise import blue_noise
+from installation.display.textures import RecycledTextures
 
 if TYPE_CHECKING:
     from installation.score.show import DisplaySettings
@@ -45,40 +45,31 @@ def host_fill(image: np.ndarray) -> TextureFill:
     return lambda texture: texture.write(np.ascontiguousarray(image))
 
 
-class FrameTextures:
-    """At most ``capacity`` frame textures, keyed by frame serial, least recently used
-    refilled first, so a show running for weeks stops allocating after its first frames."""
+class FrameTextures(RecycledTextures[moderngl.Texture]):
+    """The frame textures of the GL presenter (see ``RecycledTextures``), so a show running
+    for weeks stops allocating after its first frames."""
 
     def __init__(self, ctx: moderngl.Context, capacity: int = 4) -> None:
-        if capacity < 2:
-            raise ValueError("a crossfade needs two textures at once: capacity must be >= 2")
+        super().__init__(capacity)
         self._ctx = ctx
-        self._capacity = capacity
-        self._textures: OrderedDict[int, moderngl.Texture] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self._textures)
 
     def texture_for(
         self, serial: int, size: tuple[int, int], components: int, fill: TextureFill
     ) -> moderngl.Texture:
         """The texture holding frame ``serial`` (``size`` is width, height), filled by
         ``fill`` only when it is not held already."""
-        texture = self._textures.get(serial)
+        texture = self._held(serial)
         if texture is not None:
-            self._textures.move_to_end(serial)
             return texture
-        if len(self._textures) >= self._capacity:
-            texture = self._textures.popitem(last=False)[1]
-            if (texture.size, texture.components) != (size, components):
-                texture.release()
-                texture = None
+        texture = self._spare()
+        if texture is not None and (texture.size, texture.components) != (size, components):
+            texture.release()
+            texture = None
         if texture is None:
             texture = self._ctx.texture(size, components)
             texture.filter = (moderngl.NEAREST, moderngl.NEAREST)
         fill(texture)
-        self._textures[serial] = texture
-        return texture
+        return self._keep(serial, texture)
 
     def clear(self) -> None:
         for texture in self._textures.values():
@@ -169,6 +160,12 @@ class GlPicture:
         self._dither = ctx.texture(noise.shape[::-1], 1, noise.tobytes(), dtype="f4")
         self._dither.filter = (moderngl.NEAREST, moderngl.NEAREST)
         self._backdrop = self._linear_backdrop(backdrop if portrait else None)
+        # What never changes while the show plays is set once; draw() sets the rest.
+        screen = self._screen
+        _set(screen, "sampled", settings.scaler == "linear")
+        _set(screen, "has_backdrop", self._backdrop.size != (1, 1))
+        _set(screen, "grain", settings.grain)
+        _set(screen, "vignette", settings.vignette)
 
     def _linear_backdrop(self, image: np.ndarray | None) -> moderngl.Texture:
         """The background image in linear light with mipmaps (a photo larger than the screen
@@ -251,15 +248,11 @@ class GlPicture:
         self._ctx.viewport = (0, 0, *screen)
         self._backdrop.use(1)
         self._dither.use(2)
-        _set(screen_pass, "sampled", sampled)
         _set(screen_pass, "rect", (x, y, w, h))
         _set(screen_pass, "screen", screen)
         _set(screen_pass, "background", _encoded(self._background, brightness))
-        _set(screen_pass, "has_backdrop", self._backdrop.size != (1, 1))
         _set(screen_pass, "backdrop_rect", _cover(self._backdrop.size, screen))
         _set(screen_pass, "brightness", brightness)
-        _set(screen_pass, "grain", self._settings.grain)
-        _set(screen_pass, "vignette", self._settings.vignette)
         _set(screen_pass, "frame_seed", (self._seed * 0x9E3779B1 + frame_number) % 2**32)
         self._passes[2].render(moderngl.TRIANGLES, vertices=3)
 

@@ -8,12 +8,15 @@ the right size, so a running show stops creating textures after its first few fr
 from __future__ import annotations
 
 from collections import OrderedDict
+from typing import Generic, TypeVar
 
 import numpy as np
 import pygame
 from pygame._sdl2.video import Renderer, Texture
 
 from installation.engine.frames import Frame
+
+T = TypeVar("T")
 
 
 def frame_surface(image: np.ndarray) -> pygame.Surface:
@@ -24,37 +27,56 @@ def frame_surface(image: np.ndarray) -> pygame.Surface:
     return pygame.image.frombuffer(np.ascontiguousarray(image), (width, height), "RGB")
 
 
-class TextureCache:
-    """At most ``capacity`` streaming textures, keyed by frame serial, least recently used
-    evicted first.
-    """
+class RecycledTextures(Generic[T]):
+    """At most ``capacity`` textures, keyed by frame serial, least recently used refilled
+    first; the SDL and GL presenters each keep their own kind of texture this way."""
 
-    def __init__(self, renderer: Renderer, capacity: int = 4) -> None:
+    def __init__(self, capacity: int = 4) -> None:
         if capacity < 2:
             raise ValueError("a crossfade needs two textures at once: capacity must be >= 2")
-        self._renderer = renderer
         self._capacity = capacity
-        self._textures: OrderedDict[int, Texture] = OrderedDict()
+        self._textures: OrderedDict[int, T] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._textures)
 
+    def _held(self, serial: int) -> T | None:
+        """The texture holding frame ``serial``, now the most recently used; None if none."""
+        texture = self._textures.get(serial)
+        if texture is not None:
+            self._textures.move_to_end(serial)
+        return texture
+
+    def _spare(self) -> T | None:
+        """The least recently used texture, taken out to be refilled, once all are in use."""
+        if len(self._textures) < self._capacity:
+            return None
+        return self._textures.popitem(last=False)[1]
+
+    def _keep(self, serial: int, texture: T) -> T:
+        self._textures[serial] = texture
+        return texture
+
+
+class TextureCache(RecycledTextures[Texture]):
+    """SDL's streaming textures for the frames on screen."""
+
+    def __init__(self, renderer: Renderer, capacity: int = 4) -> None:
+        super().__init__(capacity)
+        self._renderer = renderer
+
     def texture_for(self, frame: Frame) -> Texture:
         """Return the texture holding ``frame``, uploading it only if it is not cached."""
-        texture = self._textures.get(frame.serial)
+        texture = self._held(frame.serial)
         if texture is not None:
-            self._textures.move_to_end(frame.serial)
             return texture
         surface = frame_surface(frame.image)
         size = surface.get_size()
-        spare = None
-        if len(self._textures) >= self._capacity:
-            spare = self._textures.popitem(last=False)[1]
+        spare = self._spare()
         if spare is None or (spare.width, spare.height) != size:
             spare = Texture(self._renderer, size, streaming=True)
         spare.update(surface)
-        self._textures[frame.serial] = spare
-        return spare
+        return self._keep(frame.serial, spare)
 
     def clear(self) -> None:
         """Drop every texture; needed before the renderer that owns them goes away."""
