@@ -6,6 +6,8 @@ os.environ["SDL_VIDEODRIVER"] = "dummy"
 
 import logging
 import socket
+import struct
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -237,13 +239,31 @@ def test_make_display() -> None:
         make_display("windowed", (0, 600))
 
 
-def test_a_compositor_that_no_longer_takes_clients_is_lost(tmp_path: Path) -> None:
+def answer_sync(server: socket.socket) -> None:
+    """A compositor's answer to one wl_display.sync: delete_id, then the callback's done."""
+    client, _ = server.accept()
+    with client:
+        request = client.recv(12)
+        callback = struct.unpack("=III", request)[2]
+        client.sendall(struct.pack("=III", 1, (12 << 16) | 1, callback))
+        client.sendall(struct.pack("=III", callback, (12 << 16) | 0, 7))
+
+
+def test_a_compositor_that_no_longer_serves_clients_is_lost(tmp_path: Path) -> None:
     path = tmp_path / "wayland-1"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
         server.bind(str(path))
         server.listen()
         assert wayland_socket({"WAYLAND_DISPLAY": "wayland-1", "XDG_RUNTIME_DIR": str(tmp_path)})
-        assert lost_connection("wayland", {"WAYLAND_DISPLAY": str(path)}) is None
+        answering = threading.Thread(target=answer_sync, args=(server,))
+        answering.start()
+        assert lost_connection("wayland", {"WAYLAND_DISPLAY": str(path)}, timeout=30) is None
+        answering.join()
+        # Shutting down (SIGTERM), a compositor still takes connections but serves no one.
+        assert lost_connection("wayland", {"WAYLAND_DISPLAY": str(path)}, timeout=0.2) == (
+            f"the Wayland compositor at {path} is gone "
+            "(it takes connections but did not answer within 0.2 s)"
+        )
         assert lost_connection("wayland", {"XDG_RUNTIME_DIR": str(tmp_path)}) == (
             f"the Wayland compositor at {tmp_path / 'wayland-0'} is gone "
             "(No such file or directory)"
