@@ -148,6 +148,36 @@ def test_fullscreen_fills_a_screen_without_a_window_manager(
     assert probe.returncode == 0
 
 
+RECONNECT = """
+import pygame
+from installation.display.sdl import start_video
+for _ in range(15):
+    start_video()
+    pygame.display.set_mode((64, 64))
+    pygame.display.quit()
+print("reconnected 15 times", flush=True)
+"""
+
+
+def test_a_window_right_after_the_last_one_closed_waits_for_the_x_server_reset(
+    x_server: tuple[XServer, subprocess.Popen[bytes]],
+) -> None:
+    """An X server resets when its last client leaves and refuses clients meanwhile: the GL
+    presenter giving way to SDL's renderer on a server with no other client met that reset,
+    and the show ended with "cannot start SDL video (x11 not available)"."""
+    server, _ = x_server
+    environ = {**os.environ, "DISPLAY": server.display, "SDL_VIDEODRIVER": "x11"}
+    completed = subprocess.run(
+        [sys.executable, "-c", RECONNECT],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=PATIENCE * 4,
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert completed.stdout == "reconnected 15 times\n"
+
+
 def start_show(environ: dict[str, str], runtime: Path) -> subprocess.Popen[str]:
     """``installation run`` of the default show, returned once its health record says
     playing (a frame is on the screen)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -37,6 +38,10 @@ _WHERE_TO_RUN = (
     "(docs/kiosk.md), on a workstation inside the desktop session with --windowed, or "
     "without a screen with --headless"
 )
+#: Seconds to keep asking an X server that refused us: one resets when its last client leaves
+#: (the GL presenter's window, closed a moment ago to make way for SDL's renderer, on an X
+#: server with no other client) and refuses new clients until the reset is done.
+X_RESET_PATIENCE = 3.0
 
 
 def desktop_size(display_index: int) -> tuple[int, int]:
@@ -54,10 +59,15 @@ def start_video() -> str:
     requested = [name for name in os.environ.get("SDL_VIDEODRIVER", "").split(",") if name]
     for name in requested:
         require_video_libraries(name)
-    try:
-        pygame.display.init()
-    except pygame.error as exc:
-        raise UserError(f"cannot start SDL video ({exc}): {_WHERE_TO_RUN}") from exc
+    deadline = time.monotonic() + X_RESET_PATIENCE
+    while True:
+        try:
+            pygame.display.init()
+            break
+        except pygame.error as exc:
+            if not os.environ.get("DISPLAY") or time.monotonic() >= deadline:
+                raise UserError(f"cannot start SDL video ({exc}): {_WHERE_TO_RUN}") from exc
+            time.sleep(0.05)
     driver = pygame.display.get_driver()
     try:
         if driver not in requested:
