@@ -16,6 +16,11 @@ case "${1:-}" in
     packages+=(xvfb cage libwayland-egl1 libwayland-cursor0 libegl-mesa0 libgl1-mesa-dri)
     # The GL presenter's tests: GL through EGL without a screen, and through GLX under Xvfb.
     packages+=(libegl1 libgl1 libglx-mesa0)
+    # The web page's tests: a real headless browser, and curl for the API's access rules;
+    # promtool (Debian package prometheus) checks the alert rules in deploy/prometheus.
+    packages+=(chromium curl prometheus)
+    # Tests of other machines on the network run in a network namespace of their own.
+    packages+=(iproute2)
     ;;
   *) echo "usage: $0 [--test]" >&2; exit 2 ;;
 esac
