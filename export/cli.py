@@ -10,7 +10,7 @@ import argparse
 import functools
 from pathlib import Path
 
-from export.stage_config import RefineConfig, TrainOptions
+from export.stage_config import DEFAULT_BASE, FIGURES, NO_BASE, RefineConfig, TrainOptions
 from installation.errors import UserError
 
 DEFAULT_NAME = "dcgan-digiface-64"
@@ -49,6 +49,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     _register_stylegan(subparsers)
     _register_train_stage(subparsers)
     _register_stage_and_assemble(subparsers)
+    _register_compare(subparsers)
 
 
 def _add_seed_and_force(parser: argparse.ArgumentParser) -> None:
@@ -103,9 +104,10 @@ def _register_train_stage(
         help="train a refinement stage (e.g. 64->256 px) on a folder of photographs",
         description="Train a refinement stage that draws an image again at --scale times its "
         "size: random crops of the photographs, degraded the way the previous stage's output "
-        "looks, L1 reconstruction plus an adversarial loss. Writes checkpoint.pt, history.csv "
-        "and samples/epoch-NNNN.png into --out after every epoch; run the same command again "
-        "to resume.",
+        "looks, L1 reconstruction plus an adversarial loss. After every epoch it judges the "
+        "stage on held-out photographs (PSNR, SSIM) and on fixed seeds of the base bundle "
+        "(sharpness, faces), and writes checkpoint.pt, history.json/.csv, samples/, sheets/ "
+        "and best/ into --out; run the same command again to resume.",
     )
     train.add_argument("--images", type=Path, required=True, metavar="DIR", help="photographs")
     train.add_argument("--out", type=Path, required=True, metavar="RUN", help="run folder")
@@ -122,9 +124,25 @@ def _register_train_stage(
         ("--lr", defaults_t.lr, float, "Adam learning rate"),
         ("--adversarial-weight", defaults_t.adversarial_weight, float, "weight of the GAN loss"),
         ("--gan-after", defaults_t.gan_after, int, "steps of L1 only before the GAN loss"),
-        ("--seed", defaults_t.seed, int, "seed of initial weights and crops"),
+        ("--seed", defaults_t.seed, int, "seed of initial weights, crops and held-out share"),
+        ("--holdout-share", defaults_t.holdout_share, float, "share of --images held out"),
+        ("--base-stages", defaults_t.base_stages, int, "stages of --base that draw the seeds"),
+        ("--eval-seeds", defaults_t.eval_seeds, int, "fixed seeds judged every epoch"),
     ):
         train.add_argument(flag, type=kind, default=default, help=f"{text} (default: %(default)s)")
+    train.add_argument(
+        "--holdout",
+        type=Path,
+        metavar="DIR",
+        help="photographs never trained on, for the figures (default: a share of --images)",
+    )
+    train.add_argument(
+        "--base",
+        default=DEFAULT_BASE,
+        metavar="BUNDLE",
+        help=f"bundle whose first --base-stages stages draw the fixed seeds the stage refines "
+        f"for sharpness and faces, or {NO_BASE!r} (default: the repository's faces-256)",
+    )
     train.add_argument(
         "--device", choices=("auto", "cpu", "cuda"), default="auto", help="default: %(default)s"
     )
@@ -169,6 +187,12 @@ def _register_stage_and_assemble(
         default=[],
         metavar="FILE",
         help="a file to carry along, e.g. the list of training photographs and their licences",
+    )
+    stage.add_argument(
+        "--best-by",
+        choices=FIGURES,
+        metavar="FIGURE",
+        help=f"export the epoch best by this figure ({', '.join(FIGURES)}) instead of the last",
     )
     stage.add_argument("--force", action="store_true", help="overwrite files in DIR")
     stage.set_defaults(func=_stage)
@@ -243,9 +267,12 @@ def _train_stage(args: argparse.Namespace) -> int:
 
     from export.train_stage import train_stage
 
-    for name in ("scale", "width", "blocks", "disc_width", "crop", "batch", "epochs", "lr"):
+    positive = ("scale", "width", "blocks", "disc_width", "crop", "batch", "epochs", "lr")
+    for name in (*positive, "base_stages", "eval_seeds"):
         if not getattr(args, name) > 0:
             raise UserError(f"--{name.replace('_', '-')} must be positive")
+    if not 0 < args.holdout_share < 1:
+        raise UserError(f"--holdout-share must be between 0 and 1, got {args.holdout_share}")
     if args.scale < 2:
         raise UserError(f"--scale must be at least 2, got {args.scale}")
     if args.steps_per_epoch < 1 or args.gan_after < 0 or args.adversarial_weight < 0:
@@ -269,6 +296,11 @@ def _train_stage(args: argparse.Namespace) -> int:
         adversarial_weight=args.adversarial_weight,
         gan_after=args.gan_after,
         seed=args.seed,
+        holdout=str(args.holdout.resolve()) if args.holdout else "",
+        holdout_share=args.holdout_share,
+        base=args.base if args.base == NO_BASE else str(Path(args.base).resolve()),
+        base_stages=args.base_stages,
+        eval_seeds=args.eval_seeds,
     )
     print(f"training {config} with {options} on {device}", flush=True)
     train_stage(args.images, args.out, config, options, device, _progress)
@@ -291,6 +323,7 @@ def _stage(args: argparse.Namespace) -> int:
         include=args.include,
         force=args.force,
         progress=_progress,
+        best_by=args.best_by,
     )
     print(f"stage folder written to {out}")
     return 0
@@ -303,4 +336,34 @@ def _assemble(args: argparse.Namespace) -> int:
     bundle = assemble(args.base, args.stages, args.out, args.name, args.description, args.force)
     sizes = " -> ".join(f"{stage.name} {stage.output_size[0]}px" for stage in bundle.stages)
     print(f"bundle written to {bundle.path}: {sizes}")
+    return 0
+
+
+def _register_compare(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    compare = subparsers.add_parser(
+        "compare",
+        help="compare train-stage runs: figures table, plots over epochs, side-by-side sheet",
+        description="Read each RUN's history.json and write into DIR: figures.md, .csv and "
+        ".json (every run's held-out figures at its best and last epoch, ranked only among "
+        "runs measured on the same data), figures.png/.svg (every figure over epochs) and "
+        "side-by-side.png (the evaluation seeds at each run's best epoch).",
+    )
+    compare.add_argument("runs", type=Path, nargs="+", metavar="RUN", help="train-stage runs")
+    compare.add_argument("--out", type=Path, required=True, metavar="DIR", help="report folder")
+    compare.add_argument(
+        "--best-by",
+        choices=FIGURES,
+        default="psnr",
+        help="figure that picks each run's best epoch (default: %(default)s)",
+    )
+    compare.add_argument("--force", action="store_true", help="overwrite files in DIR")
+    compare.set_defaults(func=_compare)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    _require_workshop()
+    from export.compare import compare
+
+    print(compare(args.runs, args.out, args.best_by, args.force))
+    print(f"comparison written to {args.out}")
     return 0

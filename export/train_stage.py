@@ -6,17 +6,23 @@ degraded version: an L1 reconstruction loss throughout, plus, after a warm-up, a
 adversarial loss from the conditional discriminator, which pushes towards crisp detail where
 L1 alone would average it away.
 
+A GAN's losses do not say whether the pictures got better, so every epoch is also judged on
+what the run never trains on (``export.epoch_figures``): PSNR and SSIM on held-out
+photographs, set aside before the first step, and the sharpness and the faces found in the
+chain's pictures of fixed seeds.
+
 Training runs for hours on an artist's GPU and may be stopped at any time, so a run is a
 folder: ``checkpoint.pt`` (written atomically at every epoch's end; starting the command again
-with the same ``--out`` goes on from there), ``history.csv`` (losses per epoch) and
-``samples/epoch-NNNN.png`` (input, stage, original, side by side, on fixed crops). The data of
-step ``n`` is drawn from a generator seeded with ``(seed, n)``, so a resumed run sees exactly
-the crops an uninterrupted one would have.
+with the same ``--out`` goes on from there), ``history.json`` and ``history.csv`` (losses and
+figures per epoch), ``samples/epoch-NNNN.png`` (input, stage, original, side by side, on
+fixed crops), ``sheets/`` (the fixed seeds per epoch, ``export.run_record``) and ``best/``
+(the weights of the best epoch by each figure). The data of step ``n`` is drawn from a
+generator seeded with ``(seed, n)``, so a resumed run sees exactly the crops an uninterrupted
+one would have.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import time
 from collections.abc import Callable
@@ -30,26 +36,49 @@ from PIL import Image
 from torch.nn import functional as F
 
 from export.degrade import degrade
-from export.image_folder import ImageSet, load_images
+from export.epoch_figures import REPEATS, Yardstick, figures_line, judge, yardstick
+from export.image_folder import ImageSet, load_images, shared_images, split_holdout
 from export.refine import RefineDiscriminator, RefineGenerator, upscale
+from export.run_record import keep_best, write_history, write_sheet
 from export.stage_config import RefineConfig, TrainOptions
 from installation.errors import UserError
 from installation.progress import Progress
 
 CHECKPOINT = "checkpoint.pt"
-HISTORY = "history.csv"
 SAMPLES = "samples"
 SAMPLE_COUNT = 4
 
 
 @dataclass(frozen=True)
+class Losses:
+    """An epoch's training: the mean losses of its steps and its wall time."""
+
+    step: int
+    reconstruction: float
+    adversarial: float
+    discriminator: float
+    seconds: float
+
+
+@dataclass(frozen=True)
 class EpochResult:
+    """One epoch as ``history.json`` and the checkpoint keep it: losses, then figures.
+    ``seconds`` is the training, ``figures_seconds`` the judging after it (figures, sheets).
+    ``faces`` is None for a run without a base bundle."""
+
     epoch: int
     step: int
     reconstruction: float
     adversarial: float
     discriminator: float
     seconds: float
+    figures_seconds: float
+    psnr: float
+    ssim: float
+    sharpness: float
+    faces: float | None
+    faces_found: int
+    faces_of: int
 
 
 def train_stage(
@@ -61,13 +90,10 @@ def train_stage(
     say: Callable[[str], None] = print,
 ) -> list[EpochResult]:
     """Train (or resume) the run in ``out`` up to ``options.epochs``; returns every epoch's
-    losses so far, those of earlier sessions included."""
+    losses and figures so far, those of earlier sessions included."""
     if options.crop % config.scale:
         raise UserError(f"--crop {options.crop} is not a multiple of --scale {config.scale}")
-    dataset = load_images(images, options.crop)
-    for skipped in dataset.skipped:
-        say(f"skipped {images / skipped}")
-    say(f"training on {len(dataset.images)} images from {images}: {', '.join(dataset.names)}")
+    training, holdout, source = _photos(images, options, say)
     torch.manual_seed(options.seed)
     generator = RefineGenerator(config).to(device)
     discriminator = RefineDiscriminator(config).to(device)
@@ -75,22 +101,111 @@ def train_stage(
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=options.lr, betas=(0.9, 0.99))
     out.mkdir(parents=True, exist_ok=True)
     history = _resume(out, config, options, generator, discriminator, opt_g, opt_d, say)
-    samples = _batch(dataset, options, config.scale, -1, SAMPLE_COUNT, device)
+    if len(history) >= options.epochs:
+        say(f"{out} has {len(history)} epochs already; raise --epochs to train on")
+        return history
+    stick = yardstick(holdout, config, options)
+    say(_yardstick_line(stick, options))
+    run = {
+        "config": config.to_dict(),
+        "options": asdict(options),
+        "training_images": training.names,
+        "holdout": holdout.names,
+        "holdout_source": source,
+        "tile": options.crop,
+        "repeats": REPEATS,
+        "eval_seeds": list(range(options.eval_seeds)),
+        "base": None if stick.base is None else stick.base.describe(),
+    }
+    data = {
+        "images": training.names,
+        "skipped": training.skipped + holdout.skipped,
+        "device": device,
+        "run": run,
+        "baselines": stick.baselines,
+    }
+    samples = _batch(training, options, config.scale, -1, SAMPLE_COUNT, device)
     while len(history) < options.epochs:
         epoch = len(history) + 1
-        result = _epoch(
-            epoch, dataset, options, config, generator, discriminator, opt_g, opt_d, device
+        losses = _epoch(
+            epoch, training, options, config, generator, discriminator, opt_g, opt_d, device
         )
+        result = _judged(out, epoch, losses, generator, stick, device)
         history.append(result)
         _write_samples(out / SAMPLES / f"epoch-{epoch:04d}.png", generator, samples, config)
-        data = {"images": dataset.names, "skipped": dataset.skipped, "device": device}
+        epochs = [asdict(record) for record in history]
+        keep_best(out, epochs, generator.state_dict())
         _save(out, config, options, generator, discriminator, opt_g, opt_d, history, data)
+        write_history(out, run, stick.baselines, epochs)
         say(
             f"epoch {epoch}/{options.epochs} step {result.step}: reconstruction (L1) "
             f"{result.reconstruction:.4f}, adversarial {result.adversarial:.4f}, "
-            f"discriminator {result.discriminator:.4f}, {result.seconds:.0f} s"
+            f"discriminator {result.discriminator:.4f}, {result.seconds:.0f} s; "
+            f"{figures_line(asdict(result), stick)} ({result.figures_seconds:.1f} s)"
         )
     return history
+
+
+def _photos(
+    images: Path, options: TrainOptions, say: Callable[[str], None]
+) -> tuple[ImageSet, ImageSet, str]:
+    """(training, held out, where the held-out ones come from): a separate ``--holdout``
+    folder, else a seeded share of ``images``."""
+    dataset = load_images(images, options.crop)
+    for skipped in dataset.skipped:
+        say(f"skipped {images / skipped}")
+    if options.holdout:
+        folder = Path(options.holdout)
+        holdout = load_images(folder, options.crop)
+        for skipped in holdout.skipped:
+            say(f"skipped {folder / skipped}")
+        training, source = dataset, str(folder)
+        trained = shared_images(holdout, dataset)
+        if trained:
+            raise UserError(
+                f"{folder}: {', '.join(trained)} also in {images}; held-out photographs must "
+                "never be trained on"
+            )
+    else:
+        training, holdout = split_holdout(dataset, images, options.holdout_share, options.seed)
+        source = f"share {options.holdout_share}"
+    say(f"training on {len(training.images)} images from {images}: {', '.join(training.names)}")
+    say(f"held out ({source}): {', '.join(holdout.names)}")
+    return training, holdout, source
+
+
+def _yardstick_line(stick: Yardstick, options: TrainOptions) -> str:
+    """What every epoch is measured against, said once when the run starts."""
+    bilinear, bicubic = stick.baselines["bilinear"], stick.baselines["bicubic"]
+    line = (
+        f"held-out figures on {len(stick.holdout.tiles)} tiles of {options.crop} px "
+        f"({REPEATS} degradations each): bilinear {bilinear['psnr']:.2f} dB, "
+        f"bicubic {bicubic['psnr']:.2f} dB; "
+    )
+    if stick.base is None:
+        return line + f"sharpness on the first {len(stick.chain)} held-out inputs, no faces"
+    return line + (
+        f"sharpness and faces on {options.eval_seeds} fixed seeds drawn by {stick.base.name} "
+        f"({stick.base.stages} stage(s), {stick.base.size} px), bilinear upscaling: "
+        f"sharpness {bilinear['sharpness']:.2f}, faces {bilinear['faces_found']}/"
+        f"{bilinear['faces_of']}"
+    )
+
+
+def _judged(
+    out: Path,
+    epoch: int,
+    losses: Losses,
+    generator: RefineGenerator,
+    stick: Yardstick,
+    device: str,
+) -> EpochResult:
+    """The epoch's losses with its figures; writes its contact sheet and the strip."""
+    started = time.perf_counter()
+    figures, outputs = judge(generator, stick, device)
+    write_sheet(out, epoch, outputs.numpy())
+    seconds = time.perf_counter() - started
+    return EpochResult(epoch, **asdict(losses), figures_seconds=seconds, **figures)
 
 
 def _batch(
@@ -123,7 +238,7 @@ def _epoch(
     opt_g: torch.optim.Optimizer,
     opt_d: torch.optim.Optimizer,
     device: str,
-) -> EpochResult:
+) -> Losses:
     started = time.perf_counter()
     generator.train()
     discriminator.train()
@@ -155,8 +270,7 @@ def _epoch(
         bar.advance(1, f"L1 {means[0]:.4f} adv {means[1]:.3f} D {means[2]:.3f}")
     bar.finish()
     means = sums / options.steps_per_epoch
-    return EpochResult(
-        epoch,
+    return Losses(
         first + options.steps_per_epoch,
         float(means[0]),
         float(means[1]),
@@ -194,7 +308,8 @@ def _save(
     data: dict[str, Any],
 ) -> None:
     """Write the checkpoint next to the old one and swap: a kill mid-write loses nothing.
-    ``data`` (images used, files skipped, device) is what the training report states."""
+    ``data`` (images used and held out, files skipped, device, baselines) is what the
+    training report states."""
     state = {
         "config": config.to_dict(),
         "options": asdict(options),
@@ -208,10 +323,6 @@ def _save(
     partial = out / f"{CHECKPOINT}.partial"
     torch.save(state, partial)
     os.replace(partial, out / CHECKPOINT)
-    with (out / HISTORY).open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow([field.name for field in fields(EpochResult)])
-        writer.writerows([list(asdict(result).values()) for result in history])
 
 
 def load_run(out: Path) -> dict[str, Any]:
@@ -241,6 +352,13 @@ def _resume(
     if not (out / CHECKPOINT).exists():
         return []
     state = load_run(out)
+    missing = [field.name for field in fields(TrainOptions) if field.name not in state["options"]]
+    if missing:
+        raise UserError(
+            f"{out / CHECKPOINT}: this run was started before runs were judged on held-out "
+            f"figures (its options lack {', '.join(missing)}), so it cannot go on; start a new "
+            "run with another --out (export stage still exports this one)"
+        )
     saved = RefineConfig.from_dict(state["config"])
     saved_options = TrainOptions(**state["options"])
     if saved != config:

@@ -32,7 +32,7 @@ from installation.progress import Progress
 
 TINY = RefineConfig(scale=4, width=8, blocks=1, disc_width=4)
 TINY_OPTIONS = TrainOptions(
-    crop=32, batch=4, epochs=2, steps_per_epoch=8, lr=2e-3, gan_after=6, seed=3
+    crop=32, batch=4, epochs=2, steps_per_epoch=8, lr=2e-3, gan_after=6, seed=3, eval_seeds=4
 )
 
 
@@ -141,13 +141,15 @@ def fixed_batch_error(run: Path | None, photos: Path) -> float:
 
 
 def test_training_lowers_the_loss_writes_samples_and_resumes(tmp_path: Path, photos: Path) -> None:
+    """Figures included: a resumed run's history matches the uninterrupted one's, but for
+    the wall times."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     history = train_stage(photos, straight, TINY, TINY_OPTIONS, say=quiet)
     assert [epoch.step for epoch in history] == [8, 16]
     assert fixed_batch_error(straight, photos) < fixed_batch_error(None, photos)
     assert (straight / "samples" / "epoch-0002.png").is_file()
     assert Image.open(straight / "samples" / "epoch-0001.png").size == (3 * 32, 4 * 32)
-    assert "reconstruction" in (straight / "history.csv").read_text()
+    assert "reconstruction,adversarial" in (straight / "history.csv").read_text()
 
     # One epoch, stop, then again up to two: the same weights as the uninterrupted run.
     first = TrainOptions(**{**vars(TINY_OPTIONS), "epochs": 1})
@@ -156,12 +158,18 @@ def test_training_lowers_the_loss_writes_samples_and_resumes(tmp_path: Path, pho
     again = train_stage(photos, resumed, TINY, TINY_OPTIONS, say=said.append)
     assert any(line.startswith(f"resuming {resumed} after epoch 1") for line in said)
     assert len(again) == 2
-    assert again[0].reconstruction == history[0].reconstruction
+    timeless = [replace(e, seconds=0, figures_seconds=0) for e in history]
+    assert [replace(e, seconds=0, figures_seconds=0) for e in again] == timeless
     straight_state, resumed_state = load_run(straight), load_run(resumed)
     for key, value in straight_state["generator"].items():
         torch.testing.assert_close(resumed_state["generator"][key], value)
-    assert resumed_state["data"]["images"] == [f"photo{i}.png" for i in range(4)]
+    # A fifth of four photographs, at least one, is held out and never trained on.
+    run = resumed_state["data"]["run"]
+    assert len(run["holdout"]) == 1 and resumed_state["data"]["images"] == run["training_images"]
+    assert sorted(run["holdout"] + run["training_images"]) == [f"photo{i}.png" for i in range(4)]
 
+    train_stage(photos, resumed, TINY, TINY_OPTIONS, say=said.append)
+    assert said[-1] == f"{resumed} has 2 epochs already; raise --epochs to train on"
     with pytest.raises(UserError, match="only --epochs may change"):
         train_stage(photos, resumed, TINY, TrainOptions(**{**vars(TINY_OPTIONS), "lr": 1e-4}))
 
