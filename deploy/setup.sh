@@ -102,12 +102,14 @@ fi
 need_root
 
 say "packages: Python, cage (the kiosk compositor) with Xwayland, the Wayland, EGL and Mesa"
-say "  libraries SDL draws with, systemd-python's build needs, kill (procps) for reloads"
+say "  libraries SDL draws with, systemd-python's build needs, kill (procps) for reloads,"
+say "  cec-client and wlr-randr to switch the screen with the opening hours ([hours] screen)"
 apt-get update
 apt-get install -y --no-install-recommends \
     python3 python3-venv python3-dev gcc pkg-config libsystemd-dev \
     cage xwayland libwayland-client0 libwayland-egl1 libwayland-cursor0 libxkbcommon0 \
     libegl1 libegl-mesa0 libgles2 libgl1 libgl1-mesa-dri \
+    cec-utils wlr-randr \
     procps rsync
 check_python
 

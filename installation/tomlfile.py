@@ -37,6 +37,8 @@ _TYPE_NAMES: dict[type, str] = {
 
 #: The largest file read: a thousand scenes that each set every key make about 250 KiB.
 MAX_BYTES = 1024 * 1024
+#: The largest password or token file read (``Section.secret``).
+SECRET_BYTES = 4096
 
 #: How alike (``difflib`` ratio) an unknown key must be to a missing one to be named as its
 #: likely misspelling: one slip in a short name; not ``input_name`` for ``output_name``.
@@ -84,13 +86,27 @@ class TomlDocument:
 
 
 def read_toml(path: Path, what: str) -> TomlDocument:
-    """Read and parse ``path``; ``what`` names the kind of file for the error message.
+    """Read and parse ``path``; ``what`` names the kind of file for the error message."""
+    raw = read_regular(path, what, MAX_BYTES)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{path}: cannot read {what}: {exc}") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise UserError(f"{path}: invalid TOML: {exc}") from None
+    return TomlDocument(path, text, data)
 
-    Only a regular file of at most ``MAX_BYTES`` is read. A FIFO put in a file's place would
-    block the reading thread (a reload) until someone writes to it, a device could be read
-    forever, and a huge file would take minutes and gigabytes to parse; each is one line
-    instead. The file is opened without blocking and judged by what was opened, not by a
-    look at the path beforehand that could already be out of date.
+
+def read_regular(path: Path, what: str, limit: int) -> bytes:
+    """The bytes of ``path``, when it is a regular file of at most ``limit`` bytes.
+
+    Only a regular file is read. A FIFO put in a file's place would block the reading thread
+    (a reload) until someone writes to it, a device could be read forever, and a huge file
+    would take minutes and gigabytes to parse; each is one line instead. The file is opened
+    without blocking and judged by what was opened, not by a look at the path beforehand that
+    could already be out of date.
     """
     try:
         descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
@@ -103,22 +119,15 @@ def read_toml(path: Path, what: str) -> TomlDocument:
         if not stat.S_ISREG(mode):
             raise UserError(f"{path}: is {_kind(mode)}, expected a {what}")
         with open(descriptor, "rb", closefd=False) as file:
-            raw = file.read(MAX_BYTES + 1)
+            raw = file.read(limit + 1)
     except OSError as exc:
         raise UserError(f"{path}: cannot read {what}: {reason(exc)}") from None
     finally:
         os.close(descriptor)
-    if len(raw) > MAX_BYTES:
-        raise UserError(f"{path}: larger than {MAX_BYTES // 1024} KiB; a {what} is far smaller")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise UserError(f"{path}: cannot read {what}: {exc}") from None
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise UserError(f"{path}: invalid TOML: {exc}") from None
-    return TomlDocument(path, text, data)
+    if len(raw) > limit:
+        size = f"{limit // 1024} KiB" if limit >= 1024 else f"{limit} bytes"
+        raise UserError(f"{path}: larger than {size}; a {what} is far smaller")
+    return raw
 
 
 def _fits(value: Any, kind: type) -> bool:
@@ -276,6 +285,25 @@ class Section:
         if value not in choices:
             raise self.error(key, f"expected one of {', '.join(choices)}; got {value!r}")
         return value
+
+    def secret(self, key: str, file_key: str) -> str | None:
+        """A password or token written at ``key``, or read once from the file named at
+        ``file_key`` (relative to this file's folder, surrounding whitespace dropped), so that
+        a show kept in git need not hold it; None when neither key is set."""
+        if self.has(key) and self.has(file_key):
+            raise self.error(file_key, f"give {key} or {file_key}, not both")
+        if not self.has(file_key):
+            return self.get(key, str, None)  # type: ignore[arg-type]
+        path = self.doc.path.parent / self.get(file_key, str)
+        try:
+            text = read_regular(path, "secret file", SECRET_BYTES).decode("utf-8").strip()
+        except UserError as exc:
+            raise self.error(file_key, str(exc)) from None
+        except UnicodeDecodeError:
+            raise self.error(file_key, f"{path}: not UTF-8 text") from None
+        if not text:
+            raise self.error(file_key, f"{path}: is empty")
+        return text
 
     def table(self, key: str) -> Section:
         return Section(self.doc, self.get(key, dict), (*self.keypath, key))

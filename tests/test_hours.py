@@ -9,7 +9,7 @@ import pytest
 from conftest import DEFAULT_SHOW
 
 from installation.errors import UserError
-from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
+from installation.score.hours import ALWAYS_OPEN, OpeningHours, ScreenPower, opening_hours
 from installation.score.show import load_show
 from installation.tomlfile import Section, read_toml
 
@@ -126,6 +126,44 @@ def last_line_of(path: Path, needle: str) -> int:
             "hours.dates.2026-02-30: expected a date",
         ),
         ("[hours.dates]\n2026-12-24 = [10]\n", "2026-12-24", "hours.dates.2026-12-24: expected"),
+        (
+            '[hours]\nscreen = "hdmi"\n',
+            "screen",
+            "hours.screen: expected one of none, cec, dpms, pjlink; got 'hdmi'",
+        ),
+        (
+            '[hours]\nscreen = "cec"\npjlink = "10.0.0.5"\n',
+            "pjlink",
+            'hours.pjlink: used only with screen = "pjlink" (screen is "cec")',
+        ),
+        ('[hours]\npjlink = "10.0.0.5"\n', "pjlink", "hours.pjlink: used only with"),
+        ('[hours]\nscreen = "pjlink"\n', "[hours]", "hours.pjlink: missing; expected the"),
+        (
+            '[hours]\nscreen = "pjlink"\npjlink = "projector.local"\n',
+            "pjlink",
+            "hours.pjlink: expected an IP address with an optional port",
+        ),
+        (
+            '[hours]\nscreen = "pjlink"\npjlink = "10.0.0.5:70000"\n',
+            "pjlink",
+            "hours.pjlink: expected an IP address",
+        ),
+        (
+            '[hours]\nscreen = "pjlink"\npjlink = "10.0.0.5"\npjlink_password = "a b"\n',
+            "pjlink_password",
+            "hours.pjlink_password: a PJLink password is 1 to 32 printable ASCII characters",
+        ),
+        (
+            '[hours]\nscreen = "pjlink"\npjlink = "10.0.0.5"\npjlink_password = "x"\n'
+            'pjlink_password_file = "pw"\n',
+            "pjlink_password_file",
+            "hours.pjlink_password_file: give pjlink_password or pjlink_password_file, not both",
+        ),
+        (
+            '[hours]\nscreen = "pjlink"\npjlink = "10.0.0.5"\npjlink_password_file = "no"\n',
+            "pjlink_password_file",
+            "hours.pjlink_password_file: ",
+        ),
     ],
 )
 def test_mistakes_name_file_line_and_key(
@@ -135,3 +173,36 @@ def test_mistakes_name_file_line_and_key(
     with pytest.raises(UserError) as caught:
         load_show(path)
     assert str(caught.value).startswith(f"{path}:{last_line_of(path, needle)}: {message}")
+
+
+@pytest.mark.parametrize(
+    ("address", "projector"),
+    [
+        ("192.168.1.50", ("192.168.1.50", 4352)),
+        ("192.168.1.50:4353", ("192.168.1.50", 4353)),
+        ("fd00::50", ("fd00::50", 4352)),
+        ("[fd00::50]:4353", ("fd00::50", 4353)),
+    ],
+)
+def test_screen_power_settings(tmp_path: Path, address: str, projector: tuple[str, int]) -> None:
+    (tmp_path / "projector.txt").write_text("gallery-2026\n")
+    hours = hours_from(
+        tmp_path,
+        f'[hours]\nscreen = "pjlink"\npjlink = "{address}"\n'
+        'pjlink_password_file = "projector.txt"\n',
+    )
+    assert hours.screen == ScreenPower("pjlink", projector, "gallery-2026")
+    assert "gallery" not in repr(hours), "the password stays out of logs and reprs"
+    assert hours_from(tmp_path, '[hours]\nscreen = "dpms"\n').screen == ScreenPower("dpms")
+    assert hours_from(tmp_path, "[hours]\n").screen == ScreenPower("none")
+
+
+def test_a_password_file_that_cannot_be_used_is_named(tmp_path: Path) -> None:
+    table = '[hours]\nscreen = "pjlink"\npjlink = "10.0.0.5"\npjlink_password_file = "pw"\n'
+    (tmp_path / "pw").mkdir()
+    with pytest.raises(UserError, match=f"pjlink_password_file: {tmp_path}/pw: is a folder"):
+        hours_from(tmp_path, table)
+    (tmp_path / "pw").rmdir()
+    (tmp_path / "pw").write_text("\n")
+    with pytest.raises(UserError, match=f"pjlink_password_file: {tmp_path}/pw: is empty"):
+        hours_from(tmp_path, table)

@@ -14,16 +14,23 @@ In a show file::
     thursday = ["10:00-22:00"]
     fade = 3.0                     # seconds to fade out at closing and in at opening
 
+    screen = "pjlink"              # or "cec", "dpms", "none" (the default)
+    pjlink = "192.168.1.50"        # the projector; ":PORT" when not 4352
+    pjlink_password_file = "projector-password.txt"   # or pjlink_password = "..."
+
     [hours.dates]
     2026-12-24 = ["10:00-14:00"]
     2026-12-31 = ["20:00-02:00"]   # past midnight: open until 2 on January 1st
 
 A weekday that is neither listed nor covered by ``daily`` is closed. Without an ``[hours]``
-table a show plays around the clock.
+table a show plays around the clock. ``screen`` says how the screen or projector is switched
+off once the closing fade is black and on again before the opening fade
+(installation.service.power does it).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,6 +43,11 @@ DAY = 24 * 60
 DEFAULT_FADE = 3.0
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})$")
 _LOOKAHEAD_DAYS = 400
+SCREENS = ("none", "cec", "dpms", "pjlink")
+PJLINK_PORT = 4352
+#: PJLink passwords are at most 32 characters of printable ASCII.
+PJLINK_PASSWORD = re.compile(r"[\x21-\x7e]{1,32}")
+_PJLINK_KEYS = ("pjlink", "pjlink_password", "pjlink_password_file")
 
 
 @dataclass(frozen=True)
@@ -54,12 +66,23 @@ Spans = tuple[Span, ...]
 
 
 @dataclass(frozen=True)
+class ScreenPower:
+    """How the screen is switched with the opening hours: ``kind`` is one of ``SCREENS``;
+    a PJLink projector has its ``projector`` (host, port) and maybe a ``password``."""
+
+    kind: str = "none"
+    projector: tuple[str, int] | None = None
+    password: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class OpeningHours:
     """A weekly pattern (Monday first) and dated exceptions that replace a whole day."""
 
     weekly: tuple[Spans, ...] = ((Span(0, DAY),),) * 7
     dates: Mapping[date, Spans] = field(default_factory=dict)
     fade: float = DEFAULT_FADE
+    screen: ScreenPower = ScreenPower()
 
     @property
     def always_open(self) -> bool:
@@ -118,8 +141,53 @@ def _parse(section: Section) -> OpeningHours:
             dates[day] = _spans(table, key)
         table.finish()
     fade = section.number("fade", 0.0, 600.0, DEFAULT_FADE, unit="seconds")
+    screen = _screen(section)
     section.finish()
-    return OpeningHours(weekly, dates, fade)
+    return OpeningHours(weekly, dates, fade, screen)
+
+
+def _screen(section: Section) -> ScreenPower:
+    kind = section.choice("screen", SCREENS, "none")
+    if kind != "pjlink":
+        for key in _PJLINK_KEYS:
+            if section.has(key):
+                raise section.error(key, f'used only with screen = "pjlink" (screen is "{kind}")')
+        return ScreenPower(kind)
+    if not section.has("pjlink"):
+        raise section.missing(
+            "pjlink", str, 'the projector\'s address, such as pjlink = "192.168.1.50"'
+        )
+    password = section.secret("pjlink_password", "pjlink_password_file")
+    if password is not None and not PJLINK_PASSWORD.fullmatch(password):
+        key = "pjlink_password_file" if section.has("pjlink_password_file") else "pjlink_password"
+        raise section.error(
+            key, "a PJLink password is 1 to 32 printable ASCII characters, without spaces"
+        )
+    return ScreenPower(kind, _projector(section), password)
+
+
+def _projector(section: Section) -> tuple[str, int]:
+    """``pjlink``: "HOST", "HOST:PORT" or "[IPv6]:PORT", with HOST a literal IP address (a
+    name would need a resolver that may hang or fail at closing time)."""
+    text = section.get("pjlink", str).strip()
+    host, port = text, str(PJLINK_PORT)
+    if text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        port = rest.removeprefix(":") if rest else port
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    try:
+        ipaddress.ip_address(host)
+        number = int(port)
+    except ValueError:
+        number = -1
+    if not 0 < number < 65536:
+        raise section.error(
+            "pjlink",
+            f'expected an IP address with an optional port, such as "192.168.1.50" or '
+            f'"192.168.1.50:4352", got {text!r}',
+        )
+    return host, number
 
 
 def _spans(section: Section, key: str) -> Spans:

@@ -122,6 +122,7 @@ def format_status(record: Record, now: float | None = None) -> str:
     pid = record["pid"]
     current = is_current(record, now)
     osc = record.get("osc") if current else None  # a show that ended listens to nothing
+    web = record.get("web") if current else None
     if current:
         headline = f"installation: {record['state']}, pid {pid}, up {duration(record['uptime'])}"
         if osc and osc["state"] == "not listening":
@@ -155,6 +156,7 @@ def format_status(record: Record, now: float | None = None) -> str:
         ),
         ("hours", _hours(record["hours"])),
         *([("osc", _osc(osc))] if osc else []),
+        *([("web", _web(web))] if web and web["state"] != "off" else []),
         (
             "restarts",
             f"{record['restarts']['worker']} of the inference worker, "
@@ -180,6 +182,12 @@ def _osc(osc: Record) -> str:
     if osc["state"] == "listening":
         return f"listening on {osc['address']}"
     return f"NOT LISTENING on {osc['address']} (port in use? the show keeps trying)"
+
+
+def _web(web: Record) -> str:
+    if web["state"] == "listening":
+        return f"listening on http://{web['address']}"
+    return f"NOT LISTENING on {web['address']} (port in use? the show keeps trying)"
 
 
 def _hours(hours: Record) -> str:

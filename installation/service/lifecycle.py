@@ -2,11 +2,11 @@
 
 The show loop sees only :class:`Service`: a master brightness to multiply its picture by, and
 whether to stop. Behind it: the monitor thread (systemd notifications and watchdog, health
-record, opening hours; monitor.py), stopping on SIGTERM or SIGINT (fade to black, then exit 0;
-the signals come through signals.py), and a record of the last error for ``installation
-status``. The supervisor that restarts a failed inference worker is in
-installation.engine.supervisor; the running show (installation.player) creates it and hands it
-over here.
+record, opening hours and the screen's power with them; monitor.py, power.py), stopping on
+SIGTERM or SIGINT (fade to black, then exit 0; the signals come through signals.py), and a
+record of the last error for ``installation status``. The supervisor that restarts a failed
+inference worker is in installation.engine.supervisor; the running show (installation.player)
+creates it and hands it over here.
 """
 
 from __future__ import annotations

@@ -9,8 +9,11 @@ counters the other two threads advance:
 - WATCHDOG=1 goes only while both the display loop shows frames and the worker finishes them
   (or rests on purpose); a stuck worker therefore stops the pings and systemd restarts us,
   while a worker that crashed is restarted by the supervisor without bothering systemd.
-- STATUS= and the health file (see health.py) say the scene, the frame rates and the state.
-- At closing time the picture fades to black and inference sleeps; at opening it resumes.
+- STATUS= and the health file (see health.py) say the scene, the frame rates and the state;
+  ``latest`` hands the same record, and ``health`` a verdict for /healthz, to the web server.
+- At closing time the picture fades to black, inference sleeps and the screen is switched
+  off (power.py); at opening the screen is switched on first, then inference wakes and the
+  picture fades in.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from pathlib import Path
 from typing import Protocol
 
 from installation.engine.supervisor import WorkerState, WorkerSupervisor
-from installation.errors import UserError
-from installation.score.hours import OpeningHours
+from installation.errors import UserError, first_line
+from installation.score.hours import OpeningHours, ScreenPower
 from installation.service.dimmer import Dimmer
 from installation.service.health import (
     Record,
@@ -37,6 +40,7 @@ from installation.service.health import (
     write_status,
 )
 from installation.service.notify import Notifier
+from installation.service.power import ScreenSwitcher, switch_for
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +48,10 @@ TICK = 0.25
 REPORT_INTERVAL = 2.0
 HOURS_INTERVAL = 1.0
 STALL_LIMIT = 10.0
+#: Seconds without a new frame on screen after which ``health`` says the display is stuck.
+DISPLAY_LIMIT = 3.0
+#: Seconds the opening fade waits for the screen to say it is on (a projector warming up).
+POWER_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,7 @@ class Monitor:
         dimmer: Dimmer,
         stopping: threading.Event,
         clock: Callable[[], float] = time.monotonic,
+        power: ScreenSwitcher | None = None,
     ) -> None:
         self.settings = settings
         self.loop = loop
@@ -99,26 +108,36 @@ class Monitor:
         self.dimmer = dimmer
         self.stopping = stopping
         self._clock = clock
+        self._screen = settings.hours.screen
+        self.power = power or ScreenSwitcher(switch_for(self._screen))
         self.started = clock()
         self.started_wall = time.time()
         self.ready = False
         self.last_error: Record | None = None
         self.process_restarts = 0
         self._first_frame: tuple[float, int] | None = None  # (when, frames shown by then)
+        self._dropped = 0
         self._open = True
+        self._opening: float | None = None  # since when the opening fade waits for the screen
         self._stuck = False
+        self._stalled = 0.0
         self._told_stopping = False
         self._write_failing = False
         self._tick_error: str | None = None  # the error the last tick ended in
         self._last_ping = (0, -float("inf"))  # (frames shown, when)
         self._last_report = (0, 0, -float("inf"))  # (shown, generated, when)
         self._last_hours = -float("inf")
+        self._last_frame = (0, self.started)  # (frames shown, when that count was first seen)
+        self._latest: Record | None = None
+        # (healthy, why not, when judged): replaced whole by each step, read by any thread
+        self._health = (False, "starting: no frame on screen yet", self.started)
         self._halt = threading.Event()
         self._thread = threading.Thread(target=self._run, name="service", daemon=True)
 
     def start(self) -> None:
         self._inherit_previous()
         self._open = self.settings.hours.is_open(self.settings.wall_clock())
+        self.power.request(self._open)  # after a restart the screen may be as the last run left it
         self._thread.start()
 
     def stop(self) -> None:
@@ -128,6 +147,21 @@ class Monitor:
             self._thread.join(2.0)
         self._tell_stopping()
         self._report(self._clock(), final=True)
+        self.power.close()
+
+    def latest(self) -> Record | None:
+        """The last health record reported (every 2 s), None before the first."""
+        return self._latest
+
+    def health(self) -> tuple[bool, str]:
+        """Whether the show makes progress, and why not in one line, as the last tick judged
+        it: frames reach the screen and the worker finishes them (or sleeps on purpose). A
+        verdict the monitor has stopped renewing is itself the answer."""
+        healthy, reason, when = self._health
+        silent = self._clock() - when
+        if silent > DISPLAY_LIMIT:
+            return False, f"service: no check for {silent:.0f} s"
+        return healthy, reason
 
     def note_error(self, at: float, message: str) -> None:
         """Remember the last error logged anywhere, for the health record."""
@@ -164,28 +198,54 @@ class Monitor:
         else:
             self._keep_hours(now)
         self._watch(shown, now)
+        self._health = (*self._judge(shown, now), now)
         if now - self._last_report[2] >= REPORT_INTERVAL:
             self._report(now)
 
     def _keep_hours(self, now: float) -> None:
-        """Fade out at closing and put inference to sleep once black; wake and fade in at
-        opening. The clock is read once a second, the fade followed on every tick."""
+        """Fade out at closing, then put inference to sleep and switch the screen off once
+        black; at opening, switch the screen on and wake inference, then fade in once the
+        screen answered (or ``POWER_WAIT`` passed). The clock is read once a second, the
+        fade and the screen followed on every tick."""
+        hours = self.settings.hours
         is_open = self._open
         if now - self._last_hours >= HOURS_INTERVAL:
             self._last_hours = now
-            is_open = self.settings.hours.is_open(self.settings.wall_clock())
+            is_open = hours.is_open(self.settings.wall_clock())
+            self._follow_screen(hours.screen)
         if is_open != self._open:
             self._open = is_open
-            log.info("opening hours: %s", "open, fading in" if is_open else "closed, fading out")
-            self.dimmer.fade_to(1.0 if is_open else 0.0, self.settings.hours.fade)
             if is_open:
+                log.info("opening hours: open, switching the screen on, then fading in")
                 self.supervisor.wake()
+                self.power.request(True)
+                self._opening = now
+            else:
+                log.info("opening hours: closed, fading out")
+                self._opening = None
+                self.dimmer.fade_to(0.0, hours.fade)
+        if self._opening is not None:
+            waited = now - self._opening
+            if self.power.answered() or waited >= POWER_WAIT:
+                if not self.power.answered():
+                    log.warning("screen: no answer after %.0f s; fading in all the same", waited)
+                self._opening = None
+                self.dimmer.fade_to(1.0, hours.fade)
         if not self._open and self.dimmer.settled():
             self.supervisor.sleep()
+            self.power.request(False)
+
+    def _follow_screen(self, screen: ScreenPower) -> None:
+        """Switch the screen another way from now on when a reload changed ``screen``."""
+        if screen != self._screen:
+            self._screen = screen
+            log.info("reload: the screen is switched by %s from now on", screen.kind)
+            self.power.use(switch_for(screen))
 
     def _watch(self, shown: int, now: float) -> None:
         """Ping the watchdog while both threads make progress; report a stuck worker once."""
         stalled = self.supervisor.stalled_for()
+        self._stalled = stalled
         stuck = stalled > self.settings.stall_limit
         if stuck and not self._stuck:
             log.error(
@@ -202,6 +262,22 @@ class Monitor:
         if shown > self._last_ping[0] and not stuck:
             self.settings.notifier.watchdog()
             self._last_ping = (shown, now)
+
+    def _judge(self, shown: int, now: float) -> tuple[bool, str]:
+        """Health as the watchdog judges it, with the reason for staff and load balancers."""
+        if shown != self._last_frame[0]:
+            self._last_frame = (shown, now)
+        if self.supervisor.state is WorkerState.FAILED:
+            error = self.supervisor.error
+            return False, f"inference failed: {first_line(error) if error else 'gave up'}"
+        if not self.ready:
+            return False, "starting: no frame on screen yet"
+        idle = now - self._last_frame[1]
+        if idle > DISPLAY_LIMIT:
+            return False, f"display: no frame for {idle:.0f} s"
+        if self._stuck:
+            return False, f"inference stuck for {self._stalled:.0f} s"
+        return True, "ok"
 
     def _tell_stopping(self) -> None:
         if not self._told_stopping:
@@ -220,6 +296,7 @@ class Monitor:
             rates = (0.0, 0.0)
         self._last_report = (shown, generated, now)
         record = self.record(now, shown, generated, rates, final)
+        self._latest = record
         if measured and self.ready:
             self.settings.notifier.status(self._summary(rates[0]))
         if self.settings.status_path is not None:
@@ -261,16 +338,21 @@ class Monitor:
             return "restarting inference"
         if not self._open:
             return "closed" if worker is WorkerState.SLEEPING else "closing"
+        if self._opening is not None:
+            return "opening"
         return "playing"
 
     def dropped(self, shown: int, now: float) -> int:
         """Screen refreshes the loop missed since the first frame: it is paced at the show's
-        rate, so every tick it did not make is a frame the audience did not get."""
+        rate, so every tick it did not make is a frame the audience did not get. The estimate
+        wavers by a frame with the moment it is taken (just before or after a present); the
+        count kept never goes back, as /metrics exports it as a counter."""
         if self._first_frame is None:
             return 0
         began, shown_then = self._first_frame
         expected = int((now - began) / self.loop.budget)
-        return max(0, expected - (shown - shown_then))
+        self._dropped = max(self._dropped, expected - (shown - shown_then))
+        return self._dropped
 
     def record(
         self, now: float, shown: int, generated: int, rates: tuple[float, float], final: bool
