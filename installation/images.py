@@ -1,9 +1,11 @@
-"""Image files the show uses, read into arrays.
+"""Image files the show uses, read into arrays, and the largest picture it sends out.
 
 The portrait layout's background image is checked when the show loads (``score.show``) and
 drawn by the GL presenter (``display.gl``): reading it belongs to neither, so it lives here,
-below both. pygame, which decodes the file, is imported only when an image is read, so that
-loading a show stays light.
+below both; so does ``MAX_SIZE``, which the show file's ``[ndi]`` and the command line's
+sizes are checked against before ``installation.output`` makes such pictures. pygame, which
+decodes the file, is imported only when an image is read, so that loading a show stays
+light.
 """
 
 from __future__ import annotations
@@ -13,6 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from installation.errors import UserError
+
+#: The largest picture that leaves the show (``--size``, ``--record-size``, NDI's ``size``):
+#: 4K UHD, the most that players, editors and NDI receivers commonly take.
+MAX_SIZE = (3840, 2160)
 
 
 def read_image(path: Path) -> np.ndarray:

@@ -1,4 +1,5 @@
-"""A one-line progress bar on stderr for long commands (render, bench).
+"""A one-line progress bar on stderr for long commands (render, bench, training): how far,
+how fast, and how long is left.
 
 Only drawn when stderr is a terminal; under systemd or in CI it prints nothing per step,
 so logs do not fill with carriage returns.
@@ -11,9 +12,12 @@ import time
 
 
 class Progress:
-    def __init__(self, label: str, total: int) -> None:
+    """``unit`` names what is counted, for the rate (``frames`` gives ``24.0 frames/s``)."""
+
+    def __init__(self, label: str, total: int, unit: str = "steps") -> None:
         self.label = label
         self.total = max(1, total)
+        self.unit = unit
         self.done = 0
         self._started = time.perf_counter()
         self._live = sys.stderr.isatty()
@@ -23,11 +27,14 @@ class Progress:
         self.done += steps
         if self._live:
             width = 30
-            filled = width * self.done // self.total
+            filled = width * min(self.done, self.total) // self.total
             elapsed = time.perf_counter() - self._started
+            rate = self.done / elapsed if elapsed > 0 else 0.0
+            left = max(0, self.total - self.done) / rate if rate > 0 else 0.0
             sys.stderr.write(
                 f"\r{self.label} [{'#' * filled}{'.' * (width - filled)}] "
-                f"{self.done}/{self.total} {elapsed:.1f}s {note}"
+                f"{self.done}/{self.total} {rate:.1f} {self.unit}/s, {_clock(elapsed)} gone, "
+                f"ETA {_clock(left)} {note}"
             )
             sys.stderr.flush()
 
@@ -35,3 +42,10 @@ class Progress:
         if self._live:
             sys.stderr.write("\n")
             sys.stderr.flush()
+
+
+def _clock(seconds: float) -> str:
+    """``1:02:03`` or ``2:03``: whole seconds, as people read durations."""
+    minutes, whole = divmod(round(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{whole:02d}" if hours else f"{minutes}:{whole:02d}"

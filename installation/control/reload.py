@@ -93,6 +93,7 @@ class Reloader:
             ("bundle", _identity(self.bundle), _identity(bundle)),
             ("[display]", self.show.display, show.display),
             ("[engine]", self.show.engine, show.engine),
+            ("[ndi]", self.show.ndi, show.ndi),
         ):
             if old != new:
                 log.warning("reload: the new %s takes effect when the show restarts", what)

@@ -49,16 +49,28 @@ def tile(mosaic: Mosaic, pictures: Sequence[np.ndarray]) -> np.ndarray:
     mosaic's background colour (none around the edge: the display frames the whole)."""
     height = max(picture.shape[0] for picture in pictures)
     width = max(picture.shape[1] for picture in pictures)
-    gutter = max(1, round(min(height, width) * GUTTER_SHARE))
-    rows, columns = mosaic.rows, mosaic.columns
-    shape = (rows * (height + gutter) - gutter, columns * (width + gutter) - gutter, 3)
-    out = np.empty(shape, np.uint8)
+    gutter = _gutter(width, height)
+    columns = mosaic.columns
+    mosaic_width, mosaic_height = mosaic_size((width, height), mosaic.rows, columns)
+    out = np.empty((mosaic_height, mosaic_width, 3), np.uint8)
     out[:] = mosaic.background
     for index, picture in enumerate(pictures):
         y, x = divmod(index, columns)
         y, x = y * (height + gutter), x * (width + gutter)
         out[y : y + height, x : x + width] = _resized(picture, height, width)
     return out
+
+
+def mosaic_size(cell: tuple[int, int], rows: int, columns: int) -> tuple[int, int]:
+    """Width and height of a picture of ``rows`` x ``columns`` cells of ``cell`` (width,
+    height) px with their gutters: a 1 x 1 grid is the cell itself."""
+    width, height = cell
+    gutter = _gutter(width, height)
+    return columns * (width + gutter) - gutter, rows * (height + gutter) - gutter
+
+
+def _gutter(width: int, height: int) -> int:
+    return max(1, round(min(height, width) * GUTTER_SHARE))
 
 
 def _cells(plan: Plan) -> tuple[FramePlan, ...]:
