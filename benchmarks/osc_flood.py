@@ -33,12 +33,10 @@ import time
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
-import numpy as np
 from pythonosc.osc_message_builder import OscMessageBuilder
+from ticks import TickDisplay
 
 from installation.control.steering import ShowControl
-from installation.display import Action, HeadlessDisplay
-from installation.engine.frames import Frame
 from installation.player import play
 from installation.session import open_show
 
@@ -60,32 +58,6 @@ breathing = 0.1
 
 #: The flood's source address: another host to the rate limit (all of 127/8 is loopback).
 FLOODER = "127.0.0.2"
-
-
-class TickDisplay(HeadlessDisplay):
-    """The real headless display, noting when each present finished."""
-
-    def __init__(self) -> None:
-        super().__init__((320, 180))
-        self.ticks: list[float] = []
-        self.quit = threading.Event()
-
-    def present(self, a: Frame, b: Frame | None, weight: float, brightness: float = 1.0) -> None:
-        super().present(a, b, weight, brightness)
-        self.ticks.append(time.perf_counter())
-
-    def poll(self) -> list[Action]:
-        return [*super().poll(), *([Action.QUIT] if self.quit.is_set() else [])]
-
-    def stretch(self, start: float, end: float) -> dict[str, float]:
-        ticks = np.asarray([t for t in self.ticks if start <= t <= end])
-        intervals = np.diff(ticks) * 1e3
-        return {
-            "frames_per_s": float(len(ticks) / (end - start)),
-            "median_interval_ms": float(np.median(intervals)),
-            "p99_interval_ms": float(np.percentile(intervals, 99)),
-            "max_interval_ms": float(intervals.max()),
-        }
 
 
 def datagrams() -> list[bytes]:
@@ -202,8 +174,8 @@ def run(max_rate: float, rate: float, seconds: float, bundles: bool) -> dict[str
         "datagrams": "64 KB bundles" if bundles else "messages",
         "sent": sent.value,
         "sent_per_s": sent.value / seconds,
-        "quiet": display.stretch(quiet_start, flood_start),
-        "flood": display.stretch(flood_start, flood_end),
+        "quiet": display.stretch(quiet_start, flood_start, 1 / show.display.fps),
+        "flood": display.stretch(flood_start, flood_end, 1 / show.display.fps),
         "status_asked": probe.asked,
         "status_answered": probe.answered,
         "osc": stats.summary(),
@@ -232,8 +204,8 @@ def main() -> None:
             assert isinstance(row, dict)
             print(
                 f"  {stretch:<6} {row['frames_per_s']:6.1f} frames/s, median tick "
-                f"{row['median_interval_ms']:.1f} ms, p99 {row['p99_interval_ms']:.1f} ms, "
-                f"max {row['max_interval_ms']:.1f} ms"
+                f"{row['median_tick_ms']:.1f} ms, p99 {row['p99_tick_ms']:.1f} ms, "
+                f"max {row['longest_tick_ms']:.1f} ms, {row['late_ticks']} late"
             )
         print(f"  /status answered {report['status_answered']} of {report['status_asked']}")
         print(f"  osc: {report['osc']}")

@@ -18,11 +18,16 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from installation.errors import UserError
+from installation.images import MAX_SIZE
+from installation.output import DEFAULT_CRF, PRESETS, RECORD_PRESET, RENDER_PRESET
 from installation.service.journal import configure_logging
 from installation.service.signals import RunSignals
+
+if TYPE_CHECKING:
+    from installation.output.feed import Output
 
 log = logging.getLogger("installation")
 
@@ -76,25 +81,49 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--duration", type=_seconds, metavar="SECONDS", help="stop cleanly after this long"
     )
+    run.add_argument(
+        "--record",
+        type=Path,
+        metavar="FILE",
+        help="record what the screen shows into a video file: .mp4 or .mkv (H.264), .mov "
+        "(ProRes 422 HQ); frames the encoder cannot keep up with are dropped from the "
+        "recording, never from the screen",
+    )
+    run.add_argument(
+        "--record-size",
+        type=_size,
+        metavar="WxH",
+        help="scale the recording to this size (default: the show's frames')",
+    )
+    _video_arguments(run, RECORD_PRESET)
+    run.add_argument("--force", action="store_true", help="replace an existing --record file")
     run.set_defaults(func=_run)
 
-    render = commands.add_parser("render", help="write a show's frames as numbered PNG files")
+    render = commands.add_parser(
+        "render", help="write a show's frames as numbered PNG files or as a video file"
+    )
     _show_argument(render, optional=False)
     render.add_argument(
         "--seconds", type=_seconds, required=True, help="length of show time to render"
     )
     render.add_argument("--fps", type=_seconds, default=30.0, help="frames per second (30)")
     render.add_argument(
-        "--out", type=Path, required=True, help="folder for the PNG frames (new or empty)"
+        "--out",
+        type=Path,
+        required=True,
+        help="a video file (.mp4 or .mkv: H.264; .mov: ProRes 422 HQ), or else a folder for "
+        "PNG frames (new or empty)",
     )
     render.add_argument(
         "--force",
         action="store_true",
-        help="render into a folder that is not empty, replacing the frame_*.png files in it",
+        help="replace an existing video file, or render into a folder that is not empty, "
+        "replacing the frame_*.png files in it",
     )
     render.add_argument(
         "--size", type=_size, metavar="WxH", help="scale frames to this size (default: bundle's)"
     )
+    _video_arguments(render, RENDER_PRESET)
     render.set_defaults(func=_render)
 
     check = commands.add_parser(
@@ -235,6 +264,20 @@ def _show_argument(parser: argparse.ArgumentParser, optional: bool) -> None:
     )
 
 
+def _video_arguments(parser: argparse.ArgumentParser, preset: str) -> None:
+    parser.add_argument(
+        "--crf",
+        type=int,
+        help=f"H.264 quality: 0 (lossless) to 51, lower is better and larger ({DEFAULT_CRF})",
+    )
+    parser.add_argument(
+        "--preset",
+        choices=PRESETS,
+        metavar="PRESET",
+        help=f"H.264 speed against size: {', '.join(PRESETS)} ({preset})",
+    )
+
+
 def _seconds(text: str) -> float:
     try:
         value = float(text)
@@ -246,9 +289,19 @@ def _seconds(text: str) -> float:
 
 
 def _size(text: str) -> tuple[int, int]:
+    """``WxH`` for a picture that leaves the show, at most MAX_SIZE (FFmpeg's scaler and
+    encoders refuse far larger pictures with a bare "Invalid argument")."""
     width, _, height = text.lower().partition("x")
-    if not (width.isdigit() and height.isdigit() and int(width) > 0 and int(height) > 0):
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 1920x1080, got {text!r}")
+    if not (
+        width.isdigit()
+        and height.isdigit()
+        and 0 < int(width) <= MAX_SIZE[0]
+        and 0 < int(height) <= MAX_SIZE[1]
+    ):
+        raise argparse.ArgumentTypeError(
+            f"expected WIDTHxHEIGHT such as 1920x1080, up to {MAX_SIZE[0]}x{MAX_SIZE[1]}, "
+            f"got {text!r}"
+        )
     return int(width), int(height)
 
 
@@ -260,19 +313,46 @@ def _run(args: argparse.Namespace) -> int:
 
     mode = "headless" if args.headless else "windowed" if args.windowed else None
     try:
-        return run_show(args.show, mode, args.duration, signals)
+        return run_show(args.show, mode, args.duration, signals, _recording(args))
     finally:
         signals.ended()
 
 
+def _recording(args: argparse.Namespace) -> list[Output]:
+    """``--record``'s feed, checked before the show loads; none without ``--record``."""
+    if args.record is None:
+        _only_with("--record FILE", args, "record_size", "force", "crf", "preset")
+        return []
+    from installation.output.video_file import VideoTarget, recorder
+
+    target = VideoTarget.checked(
+        args.record, args.force, "--record", args.record_size, args.crf, args.preset
+    )
+    return [recorder(target)]
+
+
+def _only_with(needs: str, args: argparse.Namespace, *names: str) -> None:
+    """One line for an option given where it means nothing, rather than ignoring it."""
+    for name in names:
+        value = getattr(args, name)
+        if value is not None and value is not False:
+            raise UserError(f"--{name.replace('_', '-')} is for {needs}")
+
+
 def _render(args: argparse.Namespace) -> int:
+    from installation.output.video_file import VideoTarget, is_video
     from installation.render import FrameFolder, render
     from installation.session import open_show
 
-    out = FrameFolder(args.out, args.force)
+    out: FrameFolder | VideoTarget
+    if is_video(args.out):
+        out = VideoTarget.checked(args.out, args.force, "--out", args.size, args.crf, args.preset)
+    else:
+        _only_with("a video --out (.mp4, .mkv or .mov)", args, "crf", "preset")
+        out = FrameFolder(args.out, args.force)
     _show, ladder, conductor = open_show(args.show)
-    count = render(ladder.pipeline, conductor, args.seconds, args.fps, out, args.size)
-    print(f"wrote {count} frames to {args.out}")
+    done = render(ladder.pipeline, conductor, args.seconds, args.fps, out, args.size)
+    print(f"wrote {args.out}: {done.summary()}")
     return 0
 
 

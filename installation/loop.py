@@ -19,6 +19,7 @@ from installation.display import Display
 from installation.display.base import Action
 from installation.engine.frames import FrameQueue, Pick
 from installation.engine.supervisor import WorkerSupervisor
+from installation.output.feed import ScreenFeed
 from installation.score.conductor import Conductor
 from installation.service.lifecycle import Service
 
@@ -60,6 +61,30 @@ class RunResult:
     display_lost: str | None = None
 
 
+class ScreenTap:
+    """What the loop presented last, for the web page's thumbnail (installation.control.web),
+    and each presented picture for the ``feeds`` (a recording, NDI; set before the loop).
+
+    The loop replaces one immutable (Pick, brightness) tuple each tick: a reader on another
+    thread always gets a pair that belongs together, and the loop never copies a pixel; the
+    reader does any work the picture needs, on its own thread. A feed's ``offer`` never
+    blocks: a feed that falls behind drops its own frames.
+    """
+
+    def __init__(self) -> None:
+        self.shown: tuple[Pick, float] | None = None
+        self.feeds: tuple[ScreenFeed, ...] = ()
+
+    def show(self, pick: Pick, brightness: float, now: float) -> None:
+        """The loop presented ``pick`` at ``brightness`` at show time ``now``."""
+        self.shown = (pick, brightness)
+        for feed in self.feeds:
+            feed.offer(pick, brightness, now)
+
+    def latest(self) -> tuple[Pick, float] | None:
+        return self.shown
+
+
 class ShowClock:
     """Show time in seconds since the clock was started, from the monotonic clock."""
 
@@ -79,9 +104,11 @@ def run_loop(
     stats: LoopStats,
     duration: float | None,
     service: Service,
+    tap: ScreenTap,
 ) -> None:
     """Tick until quit, ``duration`` seconds of show time, the ``service`` finishing a stop,
-    or the ``worker`` giving up; DisplayLost goes to the caller, which owns the display."""
+    or the ``worker`` giving up; what each tick presents is left in ``tap``. DisplayLost goes
+    to the caller, which owns the display."""
     budget = stats.budget
     deadline = time.perf_counter()
     previous = deadline
@@ -93,6 +120,7 @@ def run_loop(
         if pick is not None:
             held = pick
             display.present(pick.a, pick.b, pick.weight, brightness)
+            tap.show(pick, brightness, now)
             stats.shown += 1
             if pick.b is None:
                 stats.held += 1

@@ -7,35 +7,57 @@ builds them, so each part is handed only what it uses and ``installation run``, 
 ``installation bench`` play the same wiring. Each stop is registered as its part starts: if a
 start fails half-way, what did start is stopped, in reverse order:
 
-  start: display, OSC and reloader (SIGHUP), conductor clock, worker, service (SIGTERM)
-  stop:  service (last record), worker, OSC and reloader, display
+  start: display, feeds (--record, NDI), OSC, web and reloader (SIGHUP), conductor clock,
+         worker, service (SIGTERM)
+  stop:  service (last record), worker, web, OSC and reloader, feeds (file finished), display
+
+The web server reads the running show through plain callables built here (``web_sources``):
+the health record, the monitor's verdict, the metrics' ``sample``, what is on screen.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
+from dataclasses import asdict, dataclass
 
 from installation.control.osc.server import OscServer
 from installation.control.reload import Reloader
 from installation.control.steering import ShowControl
+from installation.control.web.logtail import LogTail
+from installation.control.web.server import WebServer, WebSources
 from installation.display import Display, DisplayLost
 from installation.display.gpu_texture import GpuFrames
 from installation.engine.frames import FrameQueue
 from installation.engine.ladder import BackendLadder
+from installation.engine.paint import mosaic_size
 from installation.engine.pipeline import Pipeline
 from installation.engine.quality import AdaptiveQuality, QualityPolicy
 from installation.engine.supervisor import WorkerSupervisor
 from installation.engine.worker import InferenceWorker
-from installation.loop import LoopStats, RunResult, ShowClock, run_loop
+from installation.loop import LoopStats, RunResult, ScreenTap, ShowClock, run_loop
+from installation.output.feed import Output, ScreenFeed
+from installation.output.ndi import ndi_outputs
+from installation.output.thumbnail import Thumbnails
 from installation.score.conductor import Conductor
 from installation.score.show import Show
 from installation.service.health import Record
 from installation.service.lifecycle import Service
+from installation.service.metrics import metrics_exposition
 from installation.service.signals import RunSignals
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Playing:
+    """The parts ``_run`` makes for one play, kept for ``sample`` to read."""
+
+    stats: LoopStats
+    worker: WorkerSupervisor
+    queue: FrameQueue
 
 
 class RunningShow:
@@ -66,6 +88,13 @@ class RunningShow:
         self.show: Show | None = None
         self.control: ShowControl | None = None
         self.signals: RunSignals | None = None
+        self.screen = ScreenTap()
+        #: What makes each feed of the screen (``run --record``, NDI) when the show plays.
+        self.outputs: list[Output] = []
+        #: The whole picture's (width, height): every stage run; ``for_show`` adds a grid's cells.
+        self.picture_size = self.ladder.pipeline.bundle.output_size
+        self._playing: _Playing | None = None
+        self._exposition: Callable[[], tuple[bytes, str]] | None = None
 
     @classmethod
     def for_show(
@@ -91,9 +120,21 @@ class RunningShow:
         running.signals = signals
         running.service = Service.for_run(show, running.describe, signals)
         running.control = ShowControl(
-            show, conductor, ladder.pipeline.bundle, running.service.reload
+            show, conductor, ladder.pipeline.bundle, running.service.reload, running.web_sources()
         )
+        running.picture_size = mosaic_size(running.picture_size, *show.display.grid)
+        running.outputs += ndi_outputs(show.ndi, running.picture_size, running.fps)
         return running
+
+    def web_sources(self) -> WebSources:
+        """What the web server reads of this show; each part is read when a request asks."""
+        return WebSources(
+            status=self.status_record,
+            health=self.health,
+            metrics=self.exposition,
+            thumbnails=Thumbnails(self.screen.latest),
+            log=LogTail(),
+        )
 
     def describe(self) -> Record:
         """The show's part of the health record: only the running show knows all of it. A new
@@ -107,8 +148,55 @@ class RunningShow:
                 "quality": quality,
             }
         if self.control is not None:
-            record["osc"] = _osc_state(self.control.osc)
+            record["osc"] = _listening(self.control.osc)
+            record["web"] = _listening(self.control.web)
         return record
+
+    def status_record(self) -> Record:
+        """The last health record with the show's part of it as it is now (the scene may
+        have changed since the record was made, up to 2 s ago)."""
+        monitor = self.service.monitor
+        latest = monitor.latest() if monitor is not None else None
+        return {**(latest or {}), **self.describe()}
+
+    def health(self) -> tuple[bool, str]:
+        """Whether the display and the worker make progress (for /healthz), and if not why."""
+        monitor = self.service.monitor
+        return monitor.health() if monitor is not None else (False, "starting")
+
+    def exposition(self) -> tuple[bytes, str]:
+        """/metrics; the collectors are made at the first scrape, as most shows have none."""
+        if self._exposition is None:
+            self._exposition = metrics_exposition(self.sample)
+        return self._exposition()
+
+    def sample(self) -> Record:
+        """The figures /metrics reports, read at scrape time: the counters straight from the
+        parts that keep them, the rates from the monitor's last record."""
+        monitor = self.service.monitor
+        latest = (monitor.latest() if monitor is not None else None) or {}
+        fps = latest.get("fps", {})
+        playing = self._playing
+        stages = len(self.ladder.pipeline.stages)
+        osc = self.control.osc if self.control is not None else None
+        return {
+            "shown": playing.stats.shown if playing else 0,
+            "late": playing.stats.late if playing else 0,
+            "generated": playing.worker.generated if playing else 0,
+            "dropped": latest.get("frames", {}).get("dropped", 0),
+            "queue_depth": len(playing.queue) if playing else 0,
+            "queue_capacity": playing.queue.capacity if playing else 0,
+            "stages_used": self.quality.cap if self.quality else stages,
+            "stages_of": self.quality.full if self.quality else stages,
+            "backend": self.ladder.name,
+            "worker_restarts": playing.worker.restarts if playing else 0,
+            "backend_falls": self.ladder.falls,
+            "osc": asdict(osc.stats) if osc is not None else None,
+            "output_dropped": _dropped_by_kind(self.screen.feeds),
+            "uptime": latest.get("uptime", 0.0),
+            "fps_shown": fps.get("shown", 0.0),
+            "fps_generated": fps.get("generated", 0.0),
+        }
 
     def play(self, duration: float | None = None) -> RunResult:
         """Run the show until quit, ``duration`` seconds, the service finishing a stop
@@ -119,6 +207,10 @@ class RunningShow:
                 self.display.open(self.show.title)
                 started.callback(self.display.close)
                 log.info("playing %s on %s", self.show.path, self.display.description)
+            feeds = (
+                started.enter_context(start(self.fps, self.picture_size)) for start in self.outputs
+            )
+            self.screen.feeds = tuple(feeds)
             if self.control is not None:
                 started.enter_context(self.control)
                 if self.signals is not None:
@@ -156,6 +248,7 @@ class RunningShow:
             fallback=self._fall,
         )
         stats = LoopStats(budget=1.0 / self.fps)
+        self._playing = _Playing(stats, worker, queue)
         lost: str | None = None
         with ExitStack() as started:
             started.callback(gpu_frames.free)  # last: after the worker that writes its ring
@@ -173,6 +266,7 @@ class RunningShow:
                     stats,
                     duration,
                     self.service,
+                    self.screen,
                 )
             except DisplayLost as exc:
                 lost = str(exc)
@@ -215,9 +309,20 @@ def adaptive_quality(show: Show, ladder: BackendLadder, conductor: Conductor) ->
     return AdaptiveQuality(labels, policy, adaptive, motion=conductor.motion)
 
 
-def _osc_state(server: OscServer | None) -> Record:
-    """Whether OSC listens, for the health record: the show plays on when its port cannot be
-    bound (and the server tries again), so staff need to see that it cannot be steered."""
+def _dropped_by_kind(feeds: tuple[ScreenFeed, ...]) -> dict[str, int]:
+    """Frames the feeds dropped, by kind: ``ndi`` for installation.output.ndi's feed (named
+    "NDI <source>"), ``record`` for ``run --record``'s (named "recording <path>")."""
+    dropped: dict[str, int] = {}
+    for feed in feeds:
+        kind = "ndi" if feed.name.startswith("NDI ") else "record"
+        dropped[kind] = dropped.get(kind, 0) + feed.dropped
+    return dropped
+
+
+def _listening(server: OscServer | WebServer | None) -> Record:
+    """Whether OSC or the web server listens, for the health record: the show plays on when
+    a port cannot be bound (and the server tries again), so staff need to see that it cannot
+    be steered."""
     if server is None:
         return {"state": "off"}
     bound = server.address

@@ -9,12 +9,14 @@ three steps that build on each other; ``run`` hands the parts to installation.pl
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 
 from installation.display import EXIT_DISPLAY_LOST, make_display
 from installation.engine.bundle import Bundle, load_bundle
 from installation.engine.ladder import BackendLadder, ladder_for
 from installation.engine.mapping import conductor_for
+from installation.output.feed import Output
 from installation.player import RunningShow
 from installation.score.conductor import Conductor
 from installation.score.show import Show, check_show_bundle, load_show
@@ -42,13 +44,20 @@ def open_show(show_path: Path | None) -> tuple[Show, BackendLadder, Conductor]:
 
 
 def run_show(
-    show_path: Path | None, mode: str | None, duration: float | None, signals: RunSignals
+    show_path: Path | None,
+    mode: str | None,
+    duration: float | None,
+    signals: RunSignals,
+    outputs: Sequence[Output] = (),
 ) -> int:
     """Play a show until quit or ``duration``; the exit code for the command line.
-    ``signals`` were installed first thing, and hold what came while the show loaded."""
+    ``signals`` were installed first thing, and hold what came while the show loaded;
+    ``outputs`` make feeds of the screen (``--record``)."""
     show, ladder, conductor = open_show(show_path)
     display = make_display(mode or show.display.mode, _window_size(show, mode), show.display)
-    result = RunningShow.for_show(show, ladder, conductor, display, signals).play(duration)
+    running = RunningShow.for_show(show, ladder, conductor, display, signals)
+    running.outputs.extend(outputs)
+    result = running.play(duration)
     stats = result.stats
     log.info(
         "played %.1f s: %d frames shown (%d blended, %d held), %d generated, %d skipped, "

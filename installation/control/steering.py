@@ -1,9 +1,10 @@
-"""Steering a running show from outside: OSC, and reloading the show file.
+"""Steering a running show from outside: OSC, the web remote, and reloading the show file.
 
 ``ShowControl`` is what ``installation run`` wraps around the show loop: the OSC server
-(``osc/``) on its thread and the reloader (``reload``) on its own, both posting to the
-conductor and never touching the engine or the display. SIGHUP reaches the same reloader
-through ``installation.service.signals``, which ``installation run`` installs first thing.
+(``osc/``) and the web server (``web/``) each on its thread and the reloader (``reload``) on
+its own, all posting to the conductor and never touching the engine or the display. SIGHUP
+reaches the same reloader through ``installation.service.signals``, which ``installation run``
+installs first thing.
 """
 
 from __future__ import annotations
@@ -16,17 +17,20 @@ from typing import Any
 from installation.control.osc.addresses import AddressSpace
 from installation.control.osc.server import Client, OscServer
 from installation.control.reload import Reloader
+from installation.control.web.server import WebServer, WebSources
 from installation.engine.bundle import Bundle
 from installation.score.conductor import Conductor
 from installation.score.show import Show
+from installation.score.web_settings import WebSettings
 
 log = logging.getLogger(__name__)
 
 
 class ShowControl:
-    """OSC server and reloader around a running show; a context manager. ``bundle`` is the
-    one the show runs; ``on_reload`` is handed every reloaded show after the conductor and the
-    OSC server took theirs."""
+    """OSC server, web server and reloader around a running show; a context manager.
+    ``bundle`` is the one the show runs; ``on_reload`` is handed every reloaded show after the
+    conductor and the servers took theirs; ``web`` is what the web server reads of the running
+    show (None: no web server, whatever the show says)."""
 
     def __init__(
         self,
@@ -34,6 +38,7 @@ class ShowControl:
         conductor: Conductor,
         bundle: Bundle,
         on_reload: Callable[[Show], None] | None = None,
+        web: WebSources | None = None,
     ) -> None:
         self.conductor = conductor
         self.on_reload = on_reload
@@ -44,11 +49,15 @@ class ShowControl:
             self.osc = OscServer(show.osc, space.dispatcher())
         else:
             log.info("osc: off (osc.enabled = false in the show)")
+        self.web_sources = web
+        self.web: WebServer | None = self._web_server(show.web)
 
     def __enter__(self) -> ShowControl:
         self.reloader.start()
         if self.osc is not None:
             self.osc.start()
+        if self.web is not None:
+            self.web.start()
         return self
 
     def __exit__(
@@ -57,16 +66,42 @@ class ShowControl:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self.reloader.stop()  # first: a reload may replace the web server
+        if self.web is not None:
+            self.web.stop()
         if self.osc is not None:
             self.osc.stop()
-        self.reloader.stop()
 
     def _apply(self, show: Show) -> None:
         self.conductor.replace_show(show)
         if self.osc is not None:
             self.osc.update(show.osc)
+        self._reload_web(show.web)
         if self.on_reload is not None:
             self.on_reload(show)
+
+    def _web_server(self, settings: WebSettings) -> WebServer | None:
+        if not settings.enabled or self.web_sources is None:
+            return None
+        return WebServer(settings, self.conductor, self.web_sources)
+
+    def _reload_web(self, settings: WebSettings) -> None:
+        """A reloaded ``[web]``: the allow list, token and rate apply at once (a new token
+        logs everyone out); a change to where it listens, or turning it on or off, replaces
+        the server (on this, the reload thread: stopping takes at most a few seconds)."""
+        server = self.web
+        if server is not None and server.settings.listening == settings.listening:
+            server.update(settings)
+            return
+        if server is None and not settings.enabled:
+            return
+        if server is not None:
+            log.info("web: reload: stopping the server on %s:%d", *server.settings.listening[1:])
+            self.web = None
+            server.stop()
+        self.web = self._web_server(settings)
+        if self.web is not None:
+            self.web.start()
 
     def _reply(self, client: Client, address: str, args: list[Any]) -> None:
         if self.osc is not None:

@@ -81,6 +81,8 @@ class BackendLadder:
         #: ``warnings``.
         self.bundle = bundle
         self.warnings: list[str] = []
+        #: Times the show dropped to a lower rung while it ran (for /metrics).
+        self.falls = 0
         self._index = -1
         self._pipeline: Pipeline | None = None
         self._lock = threading.Lock()
@@ -133,6 +135,7 @@ class BackendLadder:
         if self._index == before:
             log.error("no backend below %s works either: %s", failed, _joined(reasons))
             return False
+        self.falls += 1
         self._announce([(failed, error), *reasons])
         return True
 

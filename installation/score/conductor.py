@@ -55,6 +55,9 @@ class Status:
     uptime: float
     blackout: bool
     frozen: bool
+    #: Where the live controls are heading (they glide there): truncation, pace multiplier.
+    truncation: float
+    speed: float
 
 
 class Conductor:
@@ -161,6 +164,8 @@ class Conductor:
                 uptime=now,
                 blackout=self._master.target < 1.0,
                 frozen=self._frozen_at is not None,
+                truncation=cue.truncation.target,
+                speed=cue.walk.speed.target,
             )
 
     # Controllers' side: cuts.
@@ -191,6 +196,17 @@ class Conductor:
 
     def next_face(self, seconds: float | None = None) -> None:
         self._cut(lambda cue, c: cue.next_face(c, seconds))
+
+    def previous_face(self) -> None:
+        """Back to the last face reached; refused (``UserError``) at the scene's first."""
+
+        def change(cue: Cue, c: float) -> Cue:
+            previous = cue.previous_face(c)
+            if previous is None:
+                raise UserError("this is the scene's first face: there is none before it")
+            return previous
+
+        self._cut(change)
 
     def set_seed(self, seed: int) -> None:
         self._cut(lambda cue, c: cue.reseeded(c, seed))

@@ -266,6 +266,17 @@ class Cue:
         seconds = trajectory.morph if seconds is None else seconds
         return self._entered(c, trajectory, index + 2 if morphing else index + 1, "morph", seconds)
 
+    def previous_face(self, c: float) -> Cue | None:
+        """Morph at once (in the scene's morph time) back to the last face reached (the one
+        being left during a morph, else the one before the face held); None at the scene's
+        first face."""
+        index, morphing = self.walk.face_at(c)
+        face = index if morphing else index - 1
+        if face < 0:
+            return None
+        trajectory = self.walk.trajectory
+        return self._entered(c, trajectory, face, "morph", trajectory.morph)
+
     def reseeded(self, c: float, seed: int) -> Cue:
         """The scene starting over from its first face with ``seed``, by its transition."""
         trajectory = replace(self.walk.trajectory, seed=seed)

@@ -38,25 +38,10 @@ class OscSettings:
 def parse_osc(section: Section) -> OscSettings:
     enabled = section.get("enabled", bool, True)
     address = section.get("address", str, OscSettings.address)
-    try:
-        bind = ipaddress.ip_address(address)
-    except ValueError:
-        raise section.error(
-            "address", f'expected an IP address such as "127.0.0.1" or "0.0.0.0", got {address!r}'
-        ) from None
     port = section.number(
         "port", 0, 65535, DEFAULT_PORT, kind=int, expected="1 to 65535 (or 0 for any free port)"
     )
-    if section.has("allow"):
-        allow = _networks(section)
-    elif bind.is_loopback:
-        allow = LOOPBACK
-    else:
-        raise section.error(
-            "allow",
-            f"missing: listening on {address} lets other machines in, so list the networks of "
-            'your controllers, e.g. allow = ["192.168.1.0/24"]',
-        )
+    allow = allow_list(section, address)
     max_rate = section.number(
         "max_rate", 1.0, MAX_RATE, OscSettings.max_rate, unit="messages per second"
     )
@@ -64,11 +49,37 @@ def parse_osc(section: Section) -> OscSettings:
     return OscSettings(enabled, address, port, allow, max_rate)
 
 
+def is_loopback(section: Section, address: str) -> bool:
+    """Whether ``address`` (the table's ``address``) is this machine only; an error naming
+    the key if it is not an IP address."""
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        raise section.error(
+            "address", f'expected an IP address such as "127.0.0.1" or "0.0.0.0", got {address!r}'
+        ) from None
+
+
+def allow_list(section: Section, address: str) -> tuple[Network, ...]:
+    """The table's ``allow``: this machine only by default, required when listening on
+    ``address`` lets other machines in ([osc] and [web] alike)."""
+    loopback = is_loopback(section, address)
+    if section.has("allow"):
+        return _networks(section)
+    if loopback:
+        return LOOPBACK
+    raise section.error(
+        "allow",
+        f"missing: listening on {address} lets other machines in, so list the networks of "
+        'your controllers, e.g. allow = ["192.168.1.0/24"]',
+    )
+
+
 def _networks(section: Section) -> tuple[Network, ...]:
     values = section.get("allow", list)
     if not values:
         raise section.error(
-            "allow", "expected at least one network; to turn OSC off, set enabled = false"
+            "allow", "expected at least one network; to stop listening, set enabled = false"
         )
     networks = []
     for value in values:

@@ -16,6 +16,7 @@ from string import hexdigits
 from installation.errors import UserError
 from installation.images import read_image
 from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
+from installation.score.ndi_settings import NdiSettings, parse_ndi
 from installation.score.osc_settings import OscSettings, parse_osc
 from installation.score.scenes import (
     MAX_FPS,
@@ -25,6 +26,7 @@ from installation.score.scenes import (
     check_stages,
     parse_scenes,
 )
+from installation.score.web_settings import WebSettings, parse_web
 from installation.tomlfile import Section, TomlDocument, read_toml
 
 DISPLAY_MODES = ("fullscreen", "windowed", "headless")
@@ -88,6 +90,9 @@ class Show:
     #: The parsed file, kept so later checks (against the bundle) can name lines too.
     doc: TomlDocument = field(repr=False, compare=False)
     hours: OpeningHours = ALWAYS_OPEN
+    web: WebSettings = field(default_factory=WebSettings)
+    #: Sending the screen as an NDI source; None: not sent.
+    ndi: NdiSettings | None = None
 
 
 def load_show(path: Path | None) -> Show:
@@ -102,10 +107,12 @@ def load_show(path: Path | None) -> Show:
     )
     engine = _engine(root.table("engine"), path.parent) if root.has("engine") else EngineSettings()
     osc = parse_osc(root.table("osc")) if root.has("osc") else OscSettings()
+    web = parse_web(root.table("web")) if root.has("web") else WebSettings()
+    ndi = parse_ndi(root.table("ndi")) if root.has("ndi") else None
     scenes = parse_scenes(root.tables("scenes"))
     hours = opening_hours(root)
     root.finish()
-    return Show(path, title, bundle, display, engine, osc, scenes, doc, hours)
+    return Show(path, title, bundle, display, engine, osc, scenes, doc, hours, web, ndi)
 
 
 def check_show_bundle(show: Show, stage_count: int, w: WFacts | None) -> None:

@@ -26,7 +26,6 @@ in the log, rather than leaving an installation that cannot be steered or cannot
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import logging
 import struct
@@ -42,11 +41,12 @@ from pythonosc.osc_message_builder import build_msg
 from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
+from installation.control.limits import SenderRates, in_networks
 from installation.control.osc.arguments import BadArguments
 from installation.control.osc.patterns import AddressMap, pattern_problem
 from installation.errors import UserError
 from installation.ratelog import RateLimitedLog, clipped
-from installation.score.osc_settings import Network, OscSettings
+from installation.score.osc_settings import OscSettings
 
 log = logging.getLogger(__name__)
 
@@ -100,27 +100,6 @@ class OscStats:
         return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
 
 
-class _Bucket:
-    """A token bucket: ``rate`` tokens a second, holding at most one second's worth.
-
-    A datagram is paid for whole or not at all. One that costs more than a second's worth
-    (a 64 KB bundle) passes only with a full bucket and leaves it in debt, so it is allowed,
-    but at most at the sender's rate in bytes.
-    """
-
-    def __init__(self, rate: float, now: float) -> None:
-        self.tokens = rate
-        self.updated = now
-
-    def spend(self, cost: int, rate: float, now: float) -> bool:
-        self.tokens = min(rate, self.tokens + (now - self.updated) * rate)
-        self.updated = now
-        if self.tokens < min(cost, rate):
-            return False
-        self.tokens -= cost
-        return True
-
-
 @dataclass(frozen=True)
 class _Admission:
     """The settings senders are admitted by, and the allowlist's verdict for each recent host
@@ -142,7 +121,7 @@ class OscServer:
         self._bound = threading.Event()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._serve, name="osc", daemon=True)
-        self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
+        self._rates = SenderRates(MAX_SENDERS)
         self._schedule: list[tuple[float, int, OscMessage, Client]] = []
         self._waiting: Counter[str] = Counter()  # scheduled messages by sender's host
         self._order = itertools.count()
@@ -343,22 +322,14 @@ class OscServer:
         admission = self._admission  # one read: see ``update``
         known = admission.allowed.get(host)
         if known is None:
-            known = _in_networks(host, admission.settings.allow)
+            known = in_networks(host, admission.settings.allow)
             admission.allowed[host] = known
             if len(admission.allowed) > MAX_SENDERS:
                 admission.allowed.popitem(last=False)
         return known
 
     def _spend(self, host: str, cost: int) -> bool:
-        now = time.monotonic()
-        bucket = self._buckets.get(host)
-        if bucket is None:
-            bucket = self._buckets[host] = _Bucket(self.settings.max_rate, now)
-            if len(self._buckets) > MAX_SENDERS:
-                self._buckets.popitem(last=False)
-        else:
-            self._buckets.move_to_end(host)
-        return bucket.spend(cost, self.settings.max_rate, now)
+        return self._rates.spend(host, cost, self.settings.max_rate, time.monotonic())
 
     def _over_rate(self, host: str) -> None:
         self.stats.over_rate += 1
@@ -465,16 +436,6 @@ def _check_message(data: bytes) -> None:
 def _size_cost(size: int) -> int:
     """What a datagram of ``size`` bytes costs at the door, in messages of the rate."""
     return max(1, -(-size // BYTES_PER_MESSAGE))
-
-
-def _in_networks(host: str, networks: tuple[Network, ...]) -> bool:
-    try:
-        address = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped  # an IPv4 sender on a dual-stack socket
-    return any(address in network for network in networks)
 
 
 def _host(client: Client) -> str:
