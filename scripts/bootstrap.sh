@@ -21,6 +21,8 @@ case "${1:-}" in
     packages+=(chromium curl prometheus)
     # Tests of other machines on the network run in a network namespace of their own.
     packages+=(iproute2)
+    # The MIDI extra's python-rtmidi loads ALSA's library.
+    packages+=(libasound2)
     ;;
   *) echo "usage: $0 [--test]" >&2; exit 2 ;;
 esac
