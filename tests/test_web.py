@@ -29,7 +29,7 @@ from conftest import DEFAULT_BUNDLE, DEFAULT_SHOW, ROOT
 from live import ProbeDisplay
 from web_clients import TOKEN, Reply, curl, fetch, has_curl, still_sources
 
-from installation.control.web import server as server_module
+from installation.control import httpthread
 from installation.control.web.security import COOKIE, SESSION_SECONDS, Gate
 from installation.control.web.server import WebServer
 from installation.engine.faults import Faults, FaultyPipeline
@@ -483,7 +483,7 @@ def test_a_connection_without_a_request_is_closed_and_asyncio_is_rate_limited(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    monkeypatch.setattr(server_module, "IDLE", 0.2)
+    monkeypatch.setattr(httpthread, "IDLE", 0.2)
     server, _, _ = serve()
     assert server.address is not None
     with socket.create_connection(server.address, timeout=20) as slow:

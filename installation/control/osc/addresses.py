@@ -3,8 +3,10 @@
 
 Handlers check their arguments and post to the conductor; they never touch the display, the
 worker or the socket (replies go through ``reply``), so a handler cannot stall the picture.
-The reference for show technicians is ``docs/osc.md``; a test checks that every address
-there is mapped here and the other way round.
+``ADDRESSES`` is the one table of the namespace: the OSC server dispatches by it, the
+OSCQuery server (``installation.control.oscquery``) describes it to controllers, and the
+reference for show technicians, ``docs/osc.md``, agrees with it (a test checks addresses and
+type tags both ways).
 
 Trigger addresses (``/scene/next``, ``/scene/prev``, ``/show/reload``) accept an optional
 0 or 1 and ignore 0, because a button on a control surface sends 1 when pressed and 0 when
@@ -14,12 +16,13 @@ released, and one press must not act twice.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from installation.control.osc.arguments import count, number, switch, whole
 from installation.control.osc.patterns import AddressMap
 from installation.control.osc.server import Client
-from installation.score.conductor import Conductor
+from installation.score.conductor import Conductor, Status
 from installation.score.scenes import (
     MAX_FADE,
     MAX_ROTATE,
@@ -30,28 +33,97 @@ from installation.score.scenes import (
 )
 
 Reply = Callable[[Client, str, list[Any]], None]
+#: An argument's range: lowest and highest, or ``SCENE_NAMES``, the show's scene names.
+Range = tuple[float, float] | str
+SCENE_NAMES = "scene names"
+SWITCH = (0, 1)
 
-#: Every address and the method that handles it.
+
+@dataclass(frozen=True)
+class Address:
+    """One address: the ``AddressSpace`` method that handles it and what OSCQuery tells a
+    controller about it (docs/osc.md agrees, a test checks): the OSC type tags a controller
+    should send (an empty string: no arguments), each argument's range, one line on what it
+    does, and how to read its current value from the conductor's ``Status`` (None: it cannot
+    be read, only sent)."""
+
+    method: str
+    type: str
+    description: str
+    range: tuple[Range, ...] = ()
+    value: Callable[[Status], tuple[Any, ...]] | None = None
+
+
+#: The OSC namespace: every address, its handler and its OSCQuery facts.
 ADDRESSES = {
-    "/scene": "scene",
-    "/scene/next": "scene_next",
-    "/scene/prev": "scene_prev",
-    "/face/next": "face_next",
-    "/seed": "seed",
-    "/morph/speed": "morph_speed",
-    "/morph": "morph",
-    "/hold": "hold",
-    "/truncation": "truncation",
-    "/rotate": "rotate",
-    "/translate": "translate",
-    "/intensity": "intensity",
-    "/beat": "beat",
-    "/blackout": "blackout",
-    "/fade": "fade",
-    "/freeze": "freeze",
-    "/show/reload": "show_reload",
-    "/ping": "ping",
-    "/status": "status",
+    "/scene": Address(
+        "scene",
+        "s",
+        "Change to this scene (by name; a number from 1 also works)",
+        (SCENE_NAMES,),
+        lambda status: (status.scene,),
+    ),
+    "/scene/next": Address("scene_next", "i", "Next scene in file order (0 is ignored)", (SWITCH,)),
+    "/scene/prev": Address(
+        "scene_prev", "i", "Previous scene in file order (0 is ignored)", (SWITCH,)
+    ),
+    "/face/next": Address(
+        "face_next", "", "Morph at once to the next face (optional argument: seconds)"
+    ),
+    "/seed": Address(
+        "seed",
+        "h",
+        "Start the scene over from this seed",
+        ((0, MAX_SEED),),
+        lambda status: (status.seed,),
+    ),
+    "/morph/speed": Address(
+        "morph_speed",
+        "f",
+        "Pace of the scene (1 as written, 0 stops the walk)",
+        ((0.0, MAX_SPEED),),
+        lambda status: (status.speed,),
+    ),
+    "/morph": Address("morph", "f", "Seconds each morph takes", ((0.0, MAX_SECONDS),)),
+    "/hold": Address("hold", "f", "Seconds each face is held", ((0.0, MAX_SECONDS),)),
+    "/truncation": Address(
+        "truncation",
+        "f",
+        "Pull towards the average face (1 none, 0 only the average)",
+        ((0.0, 1.0),),
+        lambda status: (status.truncation,),
+    ),
+    "/rotate": Address(
+        "rotate", "f", "Turn the picture, degrees (StyleGAN3)", ((-MAX_ROTATE, MAX_ROTATE),)
+    ),
+    "/translate": Address(
+        "translate",
+        "ff",
+        "Move the picture, x and y (StyleGAN3)",
+        ((-MAX_TRANSLATE, MAX_TRANSLATE), (-MAX_TRANSLATE, MAX_TRANSLATE)),
+    ),
+    "/intensity": Address("intensity", "f", "Depth of the breathing", ((0.0, 1.0),)),
+    "/beat": Address("beat", "f", "A swell of the breathing, one per beat", ((0.0, 1.0),)),
+    "/blackout": Address(
+        "blackout",
+        "i",
+        "1 fades to black, 0 back (optional second argument: seconds)",
+        (SWITCH,),
+        lambda status: (int(status.blackout),),
+    ),
+    "/fade": Address("fade", "f", "Seconds /blackout takes", ((0.0, MAX_FADE),)),
+    "/freeze": Address(
+        "freeze",
+        "i",
+        "1 stops the picture where it is, 0 goes on",
+        (SWITCH,),
+        lambda status: (int(status.frozen),),
+    ),
+    "/show/reload": Address(
+        "show_reload", "i", "Read the show file again (0 is ignored)", (SWITCH,)
+    ),
+    "/ping": Address("ping", "", "Answered with /pong"),
+    "/status": Address("status", "", "Answered with /status/reply"),
 }
 
 
@@ -65,7 +137,7 @@ class AddressSpace:
         self.reply = reply
 
     def handlers(self) -> dict[str, Callable[..., None]]:
-        return {address: getattr(self, name) for address, name in ADDRESSES.items()}
+        return {address: getattr(self, entry.method) for address, entry in ADDRESSES.items()}
 
     def dispatcher(self) -> AddressMap:
         """The address map for the server, which matches address patterns against it in

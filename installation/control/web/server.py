@@ -20,20 +20,16 @@ import asyncio
 import json
 import logging
 import math
-import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
 from aiohttp import web
-from aiohttp.http_exceptions import HttpProcessingError
 
+from installation.control.httpthread import HttpThread
 from installation.control.osc.arguments import BadArguments
 from installation.control.web.actions import ACTIONS, MORPH_SPEED, TRUNCATION
 from installation.control.web.logtail import LogTail
@@ -56,18 +52,6 @@ log = logging.getLogger(__name__)
 Record = dict[str, Any]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
-RETRY_BIND = 5.0
-#: How long ``start`` waits for the first try to bind, and ``stop`` for the thread to end.
-START_WAIT = 5.0
-STOP_WAIT = 3.0
-#: Seconds requests under way get to finish when the server stops.
-SHUTDOWN = 1.0
-#: Seconds a connection may stay open without a request under way, counted from when it
-#: opened or its last answer. aiohttp's own default is an hour and half-sent headers do not
-#: reset it, so a host that opens connections and sends nothing (slowloris, also from outside
-#: the allow list, which is judged once a request has arrived) would hold a file descriptor
-#: each for that hour; the page asks every second or two, so its connection stays open.
-IDLE = 15.0
 #: The largest request body read (the API's JSON objects and the login form are tiny).
 MAX_BODY = 1024
 #: Threads for the costly work (thumbnails, metrics); more would only queue on the GIL.
@@ -109,7 +93,7 @@ class WebSources:
     log: LogTail
 
 
-class WebServer:
+class WebServer(HttpThread):
     """Serves as ``settings`` say; ``start`` and ``stop`` from the thread that owns it,
     ``update`` from the reload thread. ``clock`` paces rates, logins and log lines (tests set
     it)."""
@@ -121,45 +105,25 @@ class WebServer:
         sources: WebSources,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        super().__init__("web", "the web remote", log, RateLimitedLog(log, clock=clock), WORKERS)
         self.gate = Gate(settings, clock)
         self.conductor = conductor
         self.sources = sources
-        self.problems = RateLimitedLog(log, clock=clock)
         self._pages = _read_pages()
-        self._address: tuple[str, int] | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
-        self._halt = threading.Event()
-        self._tried = threading.Event()
-        self._thread = threading.Thread(target=self._serve, name="web", daemon=True)
 
     @property
     def settings(self) -> WebSettings:
         return self.gate.settings
 
-    @property
-    def address(self) -> tuple[str, int] | None:
-        """Host and port listened on (port 0 resolved), or None while not listening."""
-        return self._address
-
     def start(self) -> None:
         """Start serving; returns once listening, or once the first try has failed (said in
         the log; the thread keeps trying)."""
         logging.getLogger().addHandler(self.sources.log)
-        self._thread.start()
-        self._tried.wait(START_WAIT)
+        super().start()
 
     def stop(self) -> None:
-        """Close the socket and end the thread, giving requests under way ``SHUTDOWN`` s."""
-        self._halt.set()
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
-            with suppress(RuntimeError):  # the loop has already closed
-                loop.call_soon_threadsafe(wake.set)
-        if self._thread.ident is not None:
-            self._thread.join(STOP_WAIT)
-        if self._thread.is_alive():
-            log.warning("web: the server thread did not end within %g s", STOP_WAIT)
+        """Stop serving (``HttpThread.stop``) and leave the log alone."""
+        super().stop()
         logging.getLogger().removeHandler(self.sources.log)
 
     def update(self, settings: WebSettings) -> None:
@@ -167,73 +131,8 @@ class WebServer:
         new server (installation.control.steering does that)."""
         self.gate.update(settings)
 
-    # The server's thread.
-
-    def _serve(self) -> None:
-        loop = asyncio.new_event_loop()
-        loop.set_default_executor(ThreadPoolExecutor(WORKERS, thread_name_prefix="web-work"))
-        loop.set_exception_handler(self._loop_problem)
-        try:
-            loop.run_until_complete(self._main())
-        except Exception:
-            log.exception("web: the server failed; the show plays on without it")
-        finally:
-            self._address = None
-            self._tried.set()
-            loop.close()
-
-    def _loop_problem(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        """What asyncio reports of the sockets, at the pace of every other problem: out of
-        file descriptors, it would log a traceback for each accept it retries every second."""
-        error = context.get("exception")
-        detail = f" ({type(error).__name__}: {first_line(error)})" if error is not None else ""
-        self.problems.warning("loop", f"web: {context.get('message', 'asyncio')}{detail}")
-
-    async def _main(self) -> None:
-        self._wake = asyncio.Event()
-        self._loop = asyncio.get_running_loop()
-        runner = web.AppRunner(
-            self._app(),
-            access_log=None,
-            handle_signals=False,
-            shutdown_timeout=SHUTDOWN,
-            logger=_AiohttpLog(self.problems),
-            keepalive_timeout=IDLE,
-        )
-        await runner.setup()
-        try:
-            if await self._bind(runner):
-                await self._wake.wait()
-        finally:
-            self._address = None
-            await runner.cleanup()
-
-    async def _bind(self, runner: web.AppRunner) -> bool:
-        settings = self.settings
-        host, port = settings.address, settings.port
-        where = _where(host, port)
-        while not self._halt.is_set():
-            site = web.TCPSite(runner, host, port)
-            try:
-                await site.start()
-            except OSError as exc:
-                await site.stop()
-                self.problems.warning(
-                    "bind",
-                    f"web: cannot listen on {where} ({exc}); the show plays on without the "
-                    f"web remote and tries again every {RETRY_BIND:g} s",
-                )
-                self._tried.set()
-                assert self._wake is not None
-                with suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), RETRY_BIND)
-                continue
-            bound = runner.addresses[0]
-            self._address = (bound[0], bound[1])
-            log.info("web: listening on http://%s", _where(*self._address))
-            self._tried.set()
-            return True
-        return False
+    def _listening(self) -> tuple[str, int]:
+        return self.settings.address, self.settings.port
 
     def _app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_BODY)
@@ -300,11 +199,7 @@ class WebServer:
 
     def _refuse(self, request: web.Request, refusal: Refused) -> web.Response:
         if refusal.kind is not None:
-            self.problems.warning(
-                refusal.kind,
-                f"web: {refusal.status} {refusal.line} ({request.method} "
-                f"{clipped(request.path, 80)} from {request.remote})",
-            )
+            self._log_refusal(request, refusal.kind, refusal.status, refusal.line)
         return _problem(request, refusal.status, refusal.line, refusal.headers)
 
     # The handlers.
@@ -401,31 +296,6 @@ class WebServer:
         return record
 
 
-class _AiohttpLog(logging.LoggerAdapter[logging.Logger]):
-    """Where aiohttp reports what it handles itself. It would log a traceback for every
-    request it cannot parse (a header over 8 KB, no Host: it answers 400 itself), so that a
-    flood of junk would flood the log; here that is one line per 10 s like every other bad
-    request, and a failure in a handler (a bug: 500) keeps its traceback, at the same pace."""
-
-    def __init__(self, problems: RateLimitedLog) -> None:
-        super().__init__(log, {})
-        self.problems = problems
-
-    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
-        if level < logging.WARNING:
-            return
-        error = kwargs.get("exc_info")
-        if not isinstance(error, BaseException):
-            error = sys.exc_info()[1]
-        if isinstance(error, HttpProcessingError):
-            line = " ".join(str(error).split())[:200]
-            self.problems.warning("malformed", f"web: 400 malformed request: {line}")
-            return
-        self.problems.warning(
-            "failed", f"web: {str(msg) % args}", exc_info=sys.exc_info()[1] is not None
-        )
-
-
 def _control(value: float, limits: tuple[float, float]) -> Record:
     return {"value": value, "min": limits[0], "max": limits[1]}
 
@@ -467,7 +337,3 @@ def _read_pages() -> dict[str, bytes]:
         except OSError as exc:
             log.warning("web: cannot read the page's %s: %s", name, exc)
     return pages
-
-
-def _where(host: str, port: int) -> str:
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
