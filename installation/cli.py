@@ -217,6 +217,25 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.set_defaults(func=_status)
 
+    learn = commands.add_parser(
+        "midi-learn", help="print what a MIDI controller sends, to write a show's [midi] map"
+    )
+    learn.add_argument("--port", help="the input whose name contains this (default: the first)")
+    learn.set_defaults(func=_midi_learn)
+
+    fixture = commands.add_parser(
+        "dmx-fixture", help="write the fixture file a lighting desk imports (see docs/dmx.md)"
+    )
+    fixture.add_argument(
+        "--format",
+        choices=("ofl", "qxf"),
+        required=True,
+        help="ofl: Open Fixture Library JSON; qxf: QLC+ fixture definition",
+    )
+    fixture.add_argument("--out", type=Path, required=True, metavar="FILE", help="file to write")
+    _show_argument(fixture, optional=True)
+    fixture.set_defaults(func=_dmx_fixture)
+
     commands.add_parser(
         "export",
         help="workshop: turn trained checkpoints into a model bundle (needs torch)",
@@ -430,6 +449,31 @@ def _gpu_check(args: argparse.Namespace) -> int:
         )
     print(f"report: {args.out}")
     return 1 if any(p["status"] == "failed" for p in report["phases"].values()) else 0
+
+
+def _midi_learn(args: argparse.Namespace) -> int:
+    """Runs until Ctrl-C (exit 130); no input at all is a user error (exit 2)."""
+    from installation.control.midi import NoPort, learn
+
+    try:
+        learn(args.port)
+    except NoPort as exc:
+        raise UserError(f"midi-learn: {exc}") from None
+    return 0
+
+
+def _dmx_fixture(args: argparse.Namespace) -> int:
+    """The scene channel's bands name the show's scenes."""
+    from installation.control.dmx.fixture import write_fixture
+    from installation.score.show import load_show
+
+    show = load_show(args.show)
+    try:
+        write_fixture(args.format, args.out, [scene.name for scene in show.scenes])
+    except OSError as exc:
+        raise UserError(f"{args.out}: cannot write the fixture: {exc.strerror}") from None
+    print(f"fixture: {args.out}")
+    return 0
 
 
 def _status(args: argparse.Namespace) -> int:

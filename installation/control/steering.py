@@ -1,10 +1,10 @@
 """Steering a running show from outside: OSC, the web remote, and reloading the show file.
 
 ``ShowControl`` is what ``installation run`` wraps around the show loop: the OSC server
-(``osc/``) and the web server (``web/``) each on its thread and the reloader (``reload``) on
-its own, all posting to the conductor and never touching the engine or the display. SIGHUP
-reaches the same reloader through ``installation.service.signals``, which ``installation run``
-installs first thing.
+(``osc/``) with its OSCQuery description (``oscquery/``) and the web server (``web/``) each
+on its thread and the reloader (``reload``) on its own, all posting to the conductor and
+never touching the engine or the display. SIGHUP reaches the same reloader through
+``installation.service.signals``, which ``installation run`` installs first thing.
 """
 
 from __future__ import annotations
@@ -14,8 +14,13 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any
 
+from installation.control.dmx import dmx_receiver
+from installation.control.dmx.receiver import DmxReceiver
+from installation.control.events import EventSender
+from installation.control.midi import MidiInput
 from installation.control.osc.addresses import AddressSpace
 from installation.control.osc.server import Client, OscServer
+from installation.control.oscquery.server import OscQueryServer
 from installation.control.reload import Reloader
 from installation.control.web.server import WebServer, WebSources
 from installation.engine.bundle import Bundle
@@ -44,20 +49,37 @@ class ShowControl:
         self.on_reload = on_reload
         self.reloader = Reloader(show, bundle, self._apply)
         self.osc: OscServer | None = None
+        self.oscquery: OscQueryServer | None = None
         if show.osc.enabled:
             space = AddressSpace(conductor, self.reloader.request, self._reply)
             self.osc = OscServer(show.osc, space.dispatcher())
+            self.oscquery = _oscquery(show, conductor, self.osc)
         else:
             log.info("osc: off (osc.enabled = false in the show)")
         self.web_sources = web
         self.web: WebServer | None = self._web_server(show.web)
+        self.events = EventSender(conductor, show.osc.send_to)
+        self.dmx: DmxReceiver | None = None
+        if show.dmx is not None:
+            self.dmx = dmx_receiver(show.dmx, conductor)
+        self.midi: MidiInput | None = None
+        if show.midi is not None:
+            space = AddressSpace(conductor, self.reloader.request, self._reply)
+            self.midi = MidiInput(show.midi, space)
 
     def __enter__(self) -> ShowControl:
         self.reloader.start()
         if self.osc is not None:
             self.osc.start()
+        if self.oscquery is not None:
+            self.oscquery.start()
         if self.web is not None:
             self.web.start()
+        self.events.start()
+        if self.dmx is not None:
+            self.dmx.start()
+        if self.midi is not None:
+            self.midi.start()
         return self
 
     def __exit__(
@@ -69,14 +91,34 @@ class ShowControl:
         self.reloader.stop()  # first: a reload may replace the web server
         if self.web is not None:
             self.web.stop()
+        if self.oscquery is not None:
+            self.oscquery.stop()
         if self.osc is not None:
             self.osc.stop()
+        self.events.stop()
+        if self.dmx is not None:
+            self.dmx.stop()
+        if self.midi is not None:
+            self.midi.stop()
 
     def _apply(self, show: Show) -> None:
         self.conductor.replace_show(show)
         if self.osc is not None:
             self.osc.update(show.osc)
+        if self.oscquery is not None:
+            self.oscquery.update(show.osc)
+        if self.osc is not None and show.osc.query_port != (
+            None if self.oscquery is None else self.oscquery.settings.query_port
+        ):
+            log.warning("oscquery: a changed query_port takes effect when the show restarts")
         self._reload_web(show.web)
+        self.events.update(show.osc.send_to)
+        if show.dmx != (None if self.dmx is None else self.dmx.settings):
+            log.warning("dmx: changes to [dmx] take effect when the show restarts")
+        if self.midi is not None and show.midi is not None:
+            self.midi.update(show.midi)
+        elif (self.midi is None) != (show.midi is None):
+            log.warning("midi: adding or removing [midi] takes effect when the show restarts")
         if self.on_reload is not None:
             self.on_reload(show)
 
@@ -106,3 +148,11 @@ class ShowControl:
     def _reply(self, client: Client, address: str, args: list[Any]) -> None:
         if self.osc is not None:
             self.osc.reply(client, address, args)
+
+
+def _oscquery(show: Show, conductor: Conductor, osc: OscServer) -> OscQueryServer | None:
+    """The OSCQuery server where ``[osc] query_port`` asks for one: it describes the OSC
+    server, so it runs only beside it."""
+    if show.osc.query_port is None:
+        return None
+    return OscQueryServer(show.osc, conductor, lambda: osc.address)

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 from installation.errors import UserError
-from installation.score.breathing import Modulation
+from installation.score.breathing import FULL_INTENSITY, Modulation
 from installation.score.cue import SMOOTHING, Cue, Score, begin
 from installation.score.motion import pace
 from installation.score.plan import Mosaic, Plan
@@ -83,6 +83,7 @@ class Conductor:
         self._clock: Clock = lambda: 0.0
         self._cue = begin(score, 0, 0.0, 0, Modulation())
         self._master = Ramp.constant(1.0)
+        self._dimmer = Ramp.constant(1.0)  # a desk's master fader, under the blackout
         self._blackout_seconds = 0.0
         self._frozen_at: float | None = None
         self._paused = 0.0
@@ -139,7 +140,7 @@ class Conductor:
                 weight = _RATE_WEIGHT if self._interval else 1.0
                 self._interval += weight * (interval - self._interval)
             self._last_tick = now
-            return self._master.at(now) * cue.brightness_at(c)
+            return self._master.at(now) * self._dimmer.at(now) * cue.brightness_at(c)
 
     def motion(self) -> float:
         """How fast the picture moves at the present pace, in faces per second (the peak of
@@ -167,6 +168,18 @@ class Conductor:
                 truncation=cue.truncation.target,
                 speed=cue.walk.speed.target,
             )
+
+    def face_reached(self) -> tuple[int, int] | None:
+        """The face held now as (seed, index in the scene's walk), None while a morph or a
+        transition is under way; outbound events ask a few times a second, so that reaching
+        a face, which happens in show time and not on any caller's thread, costs the display
+        nothing."""
+        with self._lock:
+            c = self._content(self._clock())
+            cue = self._cue.governing(c)
+        index, morphing = cue.walk.face_at(c)
+        entering = cue.entry is not None and cue.entry.progress(c) is not None
+        return None if morphing or entering else (cue.seed, index)
 
     # Controllers' side: cuts.
 
@@ -280,6 +293,27 @@ class Conductor:
     def set_blackout_fade(self, seconds: float) -> None:
         with self._lock:
             self._blackout_seconds = seconds
+
+    def set_master(self, level: float) -> None:
+        """A lighting desk's master dimmer, 0 to 1, multiplied into the blackout's level;
+        it glides as quickly as intensity does, so a fader's steps do not flicker."""
+        with self._lock:
+            now = self._clock()
+            self._dimmer = self._dimmer.to(level, now, SMOOTHING["intensity"])
+
+    def restore(self) -> None:
+        """Glide pace, truncation, intensity and the master dimmer back to the show's own
+        values (the current scene's), as when a lighting desk lets go of the show."""
+
+        def change(cue: Cue, c: float) -> Cue:
+            scene = cue.scene
+            cue = cue.with_pace(c, scene.hold, scene.morph, scene.speed)
+            cue = cue.with_truncation(c, scene.truncation)
+            ramp = cue.modulation.intensity.to(FULL_INTENSITY.target, c, SMOOTHING["intensity"])
+            return cue.with_modulation(Modulation(ramp, cue.modulation.beats))
+
+        self._smooth(change)
+        self.set_master(1.0)
 
     # Reloading.
 

@@ -33,6 +33,10 @@ class OscSettings:
     port: int = DEFAULT_PORT
     allow: tuple[Network, ...] = LOOPBACK
     max_rate: float = 1000.0
+    #: Where the show sends its events (``installation.control.events``): (IP, port) pairs.
+    send_to: tuple[tuple[str, int], ...] = ()
+    #: The OSCQuery server's TCP port (``installation.control.oscquery``), None: off.
+    query_port: int | None = None
 
 
 def parse_osc(section: Section) -> OscSettings:
@@ -45,8 +49,42 @@ def parse_osc(section: Section) -> OscSettings:
     max_rate = section.number(
         "max_rate", 1.0, MAX_RATE, OscSettings.max_rate, unit="messages per second"
     )
+    send_to = _targets(section)
+    query_port = (
+        section.number("query_port", 0, 65535, kind=int, expected="1 to 65535 (or 0: any free)")
+        if section.has("query_port")
+        else None
+    )
     section.finish()
-    return OscSettings(enabled, address, port, allow, max_rate)
+    return OscSettings(enabled, address, port, allow, max_rate, send_to, query_port)
+
+
+def _targets(section: Section) -> tuple[tuple[str, int], ...]:
+    """``send_to``: literal "IP:port" (IPv6 as "[::1]:7000"); names are refused, so that a
+    show never waits on a name server or sends its events somewhere a name was changed to."""
+    targets = []
+    for value in section.get("send_to", list, []):
+        target = _target(value) if isinstance(value, str) else None
+        if target is None:
+            raise section.error(
+                "send_to",
+                f'expected "IP:port" such as "192.168.1.20:7000" or "[::1]:7000", got {value!r}',
+            )
+        targets.append(target)
+    return tuple(targets)
+
+
+def _target(text: str) -> tuple[str, int] | None:
+    host, _, port = text.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    try:
+        ip = ipaddress.ip_address(host[1:-1] if bracketed else host)
+        number = int(port)
+    except ValueError:
+        return None
+    if (ip.version == 6) != bracketed or not 1 <= number <= 65535:
+        return None
+    return str(ip), number
 
 
 def is_loopback(section: Section, address: str) -> bool:

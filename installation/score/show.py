@@ -15,7 +15,9 @@ from string import hexdigits
 
 from installation.errors import UserError
 from installation.images import read_image
+from installation.score.dmx_settings import DmxSettings, parse_dmx
 from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
+from installation.score.midi_settings import MidiSettings, parse_midi
 from installation.score.ndi_settings import NdiSettings, parse_ndi
 from installation.score.osc_settings import OscSettings, parse_osc
 from installation.score.scenes import (
@@ -93,6 +95,10 @@ class Show:
     web: WebSettings = field(default_factory=WebSettings)
     #: Sending the screen as an NDI source; None: not sent.
     ndi: NdiSettings | None = None
+    #: MIDI notes and controllers steering the show; None: no MIDI.
+    midi: MidiSettings | None = None
+    #: The installation as a lighting fixture on sACN or Art-Net; None: no DMX.
+    dmx: DmxSettings | None = None
 
 
 def load_show(path: Path | None) -> Show:
@@ -109,10 +115,12 @@ def load_show(path: Path | None) -> Show:
     osc = parse_osc(root.table("osc")) if root.has("osc") else OscSettings()
     web = parse_web(root.table("web")) if root.has("web") else WebSettings()
     ndi = parse_ndi(root.table("ndi")) if root.has("ndi") else None
+    midi = parse_midi(root.table("midi")) if root.has("midi") else None
+    dmx = parse_dmx(root.table("dmx")) if root.has("dmx") else None
     scenes = parse_scenes(root.tables("scenes"))
     hours = opening_hours(root)
     root.finish()
-    return Show(path, title, bundle, display, engine, osc, scenes, doc, hours, web, ndi)
+    return Show(path, title, bundle, display, engine, osc, scenes, doc, hours, web, ndi, midi, dmx)
 
 
 def check_show_bundle(show: Show, stage_count: int, w: WFacts | None) -> None:
