@@ -65,7 +65,7 @@ class Sending:
             self.receivers = sender.sender.get_num_connections(0)
             sender.close()
 
-        self.feed = ScreenFeed(f"NDI {sender.source}", sender, self.size, finish=finish)
+        self.feed = ScreenFeed("ndi", f"NDI {sender.source}", sender, self.size, finish=finish)
         return self.feed
 
 

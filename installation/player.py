@@ -310,12 +310,10 @@ def adaptive_quality(show: Show, ladder: BackendLadder, conductor: Conductor) ->
 
 
 def _dropped_by_kind(feeds: tuple[ScreenFeed, ...]) -> dict[str, int]:
-    """Frames the feeds dropped, by kind: ``ndi`` for installation.output.ndi's feed (named
-    "NDI <source>"), ``record`` for ``run --record``'s (named "recording <path>")."""
+    """Frames the feeds dropped, by their kind (``record``, ``ndi``)."""
     dropped: dict[str, int] = {}
     for feed in feeds:
-        kind = "ndi" if feed.name.startswith("NDI ") else "record"
-        dropped[kind] = dropped.get(kind, 0) + feed.dropped
+        dropped[feed.kind] = dropped.get(feed.kind, 0) + feed.dropped
     return dropped
 
 

@@ -236,7 +236,9 @@ def test_a_playing_show_is_scraped_while_it_plays() -> None:
     service = Service()
     running = RunningShow(display, ladder, conductor, show.display.fps, 0.1, service)
     held = threading.Event()
-    running.outputs.append(lambda *_: ScreenFeed("recording held.mp4", lambda *_: held.wait()))
+    running.outputs.append(
+        lambda *_: ScreenFeed("record", "recording held.mp4", lambda *_: held.wait())
+    )
     recorded = ("installation_output_frames_dropped_total", (("kind", "record"),))
     seen: list[tuple[dict[Any, float], tuple[bool, str]]] = []
 

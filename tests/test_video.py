@@ -344,7 +344,7 @@ def test_a_slow_sink_drops_its_own_frames_never_the_display_s(tmp_path: Path) ->
         delivered.append(t)
 
     def start(fps: float, picture: tuple[int, int]) -> ScreenFeed:
-        feeds.append(ScreenFeed("slow", slow, (32, 32)))
+        feeds.append(ScreenFeed("record", "slow", slow, (32, 32)))
         return feeds[0]
 
     display = HeadlessDisplay((96, 96))

@@ -42,7 +42,9 @@ Output = Callable[[float, tuple[int, int]], "ScreenFeed"]
 class ScreenFeed:
     """One consumer of the screen's pictures, on its own thread from construction on.
 
-    ``size`` (width, height) scales every picture to it; None keeps each picture's own size.
+    ``kind`` says what it feeds (``record``, ``ndi``), for the metrics; ``name`` which one, for
+    the logs. ``size`` (width, height) scales every picture to it; None keeps each picture's
+    own size.
     ``finish`` runs on the feed's thread after the last picture (to close a file, say).
     Counters, for the logs and metrics: ``taken`` frames queued, ``dropped`` refused because
     the queue was full, ``failed`` taken but not delivered (the sink raised, or the picture
@@ -51,12 +53,14 @@ class ScreenFeed:
 
     def __init__(
         self,
+        kind: str,
         name: str,
         sink: Sink,
         size: tuple[int, int] | None = None,
         capacity: int = CAPACITY,
         finish: Callable[[], None] | None = None,
     ) -> None:
+        self.kind = kind
         self.name = name
         self.size = size
         self.taken = 0

@@ -112,5 +112,7 @@ def ndi_outputs(settings: NdiSettings | None, size: tuple[int, int], fps: float)
         return []
     log.info("sending NDI source %s at %dx%d, %s frames/s", sender.source, *size, frame_rate(fps))
     return [
-        lambda _fps, _picture: ScreenFeed(f"NDI {sender.source}", sender, size, finish=sender.close)
+        lambda _fps, _picture: ScreenFeed(
+            "ndi", f"NDI {sender.source}", sender, size, finish=sender.close
+        )
     ]

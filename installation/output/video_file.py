@@ -68,7 +68,7 @@ def recorder(target: VideoTarget) -> Output:
         video = target.open(fps, RECORD_PRESET, faststart=False)
         name = f"recording {target.path}"
         size = target.size or even(picture)
-        return ScreenFeed(name, video.write, size, finish=video.close)
+        return ScreenFeed("record", name, video.write, size, finish=video.close)
 
     return start
 
