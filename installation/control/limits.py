@@ -1,5 +1,5 @@
-"""Who may talk to the show, and how fast: the allow list and the rate, shared by the OSC server
-and the web server.
+"""Who may talk to the show, and how fast: the allow list and the rate, shared by the OSC server,
+the web server and the DMX receivers, and the tally of what became of what they received.
 
 Both face the same gallery network with the same risk: a host that is not a controller, or a
 controller gone mad, must cost the show as little as possible. Each check is cheap and runs
@@ -10,8 +10,17 @@ from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
+from dataclasses import fields
 
 from installation.score.osc_settings import Network
+
+
+class Tally:
+    """Counters of what became of a receiver's input (a dataclass of ints, written only by
+    its thread), with the one-line summary each logs at stop."""
+
+    def summary(self) -> str:
+        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
 
 
 class TokenBucket:

@@ -15,10 +15,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from installation.control.dmx.channels import DmxSteering
-from installation.control.limits import SenderRates, in_networks
+from installation.control.limits import SenderRates, Tally, in_networks
 from installation.ratelog import RateLimitedLog
 from installation.score.conductor import Conductor
 from installation.score.dmx_settings import DmxSettings
@@ -39,7 +39,7 @@ class Malformed(ValueError):
 
 
 @dataclass
-class DmxStats:
+class DmxStats(Tally):
     """Counters since start, written only by the receiving thread. Every packet ends as one
     of ``refused``, ``over_rate``, ``malformed``, ``ignored`` (another universe, or a kind of
     packet a fixture has no use for) or ``accepted``. ``packets`` and ``releases`` count when
@@ -55,9 +55,6 @@ class DmxStats:
     releases: int = 0
     #: Bugs met while acting on a packet: logged with a traceback, and the thread goes on.
     failed: int = 0
-
-    def summary(self) -> str:
-        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
 
 
 class DmxReceiver:

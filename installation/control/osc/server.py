@@ -32,7 +32,7 @@ import struct
 import threading
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from typing import Any
 
 from pythonosc.dispatcher import Dispatcher
@@ -41,7 +41,7 @@ from pythonosc.osc_message_builder import build_msg
 from pythonosc.osc_packet import OscPacket
 from pythonosc.osc_server import BlockingOSCUDPServer
 
-from installation.control.limits import SenderRates, in_networks
+from installation.control.limits import SenderRates, Tally, in_networks
 from installation.control.osc.arguments import BadArguments
 from installation.control.osc.patterns import AddressMap, pattern_problem
 from installation.errors import UserError
@@ -77,7 +77,7 @@ _TYPE_TAGS = set(b"ihfdsbrmtTFN[]")
 
 
 @dataclass
-class OscStats:
+class OscStats(Tally):
     """Counters since start, written only by the server thread; read them from anywhere.
 
     Every datagram ends as exactly one of ``refused``, ``over_rate``, ``malformed`` or
@@ -95,9 +95,6 @@ class OscStats:
     rejected: int = 0
     unschedulable: int = 0
     failed: int = 0
-
-    def summary(self) -> str:
-        return ", ".join(f"{f.name} {getattr(self, f.name)}" for f in fields(self))
 
 
 @dataclass(frozen=True)
