@@ -44,7 +44,7 @@ def conductor_for(show: Show, entropy: int = 1) -> tuple[Conductor, Clock, list[
     clock = Clock()
     conductor.start(clock)
     cuts: list[int] = []
-    conductor.on_cut(lambda: cuts.append(1))
+    conductor.on_cut(lambda at: cuts.append(1))
     return conductor, clock, cuts
 
 

@@ -84,13 +84,26 @@ class FrameQueue:
             self._frames.extend(frames)
             return True
 
-    def invalidate(self) -> None:
-        """Drop every queued frame: after a cut they show a state that no longer holds, and
-        waiting for them to play out would delay the cut by the whole queue."""
+    def invalidate(self, from_time: float | None = None) -> None:
+        """Drop the queued frames from show time ``from_time`` on (None: all of them): after
+        a cut they show a state that no longer holds, and waiting for them to play out would
+        delay the cut by the whole queue. Frames before a cut scheduled ahead stay: they
+        are still right, and the cut lands on its own frame."""
         with self._lock:
-            self._frames.clear()
+            frames = self._frames
+            if from_time is None:
+                frames.clear()
+            else:
+                while frames and frames[-1].t >= from_time:
+                    frames.pop()
             self._epoch += 1
             self._invalidated.notify_all()
+
+    def newest(self) -> float | None:
+        """The show time of the last queued frame (None: none queued): after a cut a
+        producer goes on after the frames it kept."""
+        with self._lock:
+            return self._frames[-1].t if self._frames else None
 
     def wait_for_invalidation(self, epoch: int, timeout: float) -> None:
         """Sleep up to ``timeout`` seconds, or less if the queue is invalidated after

@@ -3,10 +3,10 @@
 Frames are made for times on a fixed grid (``fps`` per second of show time), so a live show
 and an offline render of the same show draw the same faces. The worker stays at most ``lead``
 seconds ahead, which bounds both the queue and the latency of anything that changes the
-picture; after a cut (the queue invalidated) it starts again from the present at once. When
-it falls behind it does not try to catch up frame by frame (that would only fall further
-behind); it jumps to the time its next frame will be ready, and the display blends the
-frames it has.
+picture; after a cut (the queue invalidated) it starts again at once, from the present or
+after the frames the cut kept (those before a cut scheduled ahead). When it falls behind it
+does not try to catch up frame by frame (that would only fall further behind); it jumps to
+the time its next frame will be ready, and the display blends the frames it has.
 
 A W bundle's keyframes are mapped on this thread too: the plans' latents are deferred
 (``installation.score.plan.Deferred``) until ``paint`` asks for them, so neither the display
@@ -101,9 +101,12 @@ class InferenceWorker:
         epoch = self.queue.epoch
         while not self._stop.is_set():
             now = self.clock()
-            if self.queue.epoch != epoch:  # a cut: queued frames are gone, start from now
+            if self.queue.epoch != epoch:  # a cut: frames from its time on are gone
                 epoch = self.queue.epoch
                 index = math.ceil(now * self.fps)
+                kept = self.queue.newest()  # frames before a cut scheduled ahead stay
+                if kept is not None:
+                    index = max(index, round(kept * self.fps) + 1)
             # To blend into a frame, the display needs it one generation interval early.
             ready_at = now + 2 * self._latency
             if index / self.fps < ready_at:
