@@ -15,6 +15,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -230,8 +231,16 @@ class Compositor:
 
 @pytest.fixture
 def compositor() -> Iterator[Compositor]:
-    """cage, the kiosk's compositor, on wlroots' headless backend (no GPU or screen needed),
-    as an unprivileged user: cage refuses to start as root."""
+    """cage with one screen."""
+    with cage() as started:
+        yield started
+
+
+@contextmanager
+def cage(*options: str, outputs: int = 1) -> Iterator[Compositor]:
+    """cage, the kiosk's compositor, on wlroots' headless backend (no GPU or screen needed)
+    with ``outputs`` screens of 1280 x 720 side by side, as an unprivileged user: cage
+    refuses to start as root."""
     if shutil.which("cage") is None:
         pytest.skip("cage is not installed (Debian package cage)")
     folder = Path(tempfile.mkdtemp(prefix="cage-"))
@@ -243,8 +252,9 @@ def compositor() -> Iterator[Compositor]:
         drop.append("--clear-groups")
     folder.chmod(0o700)
     settings = {"WLR_BACKENDS": "headless", "WLR_RENDERER": "pixman"}
+    settings["WLR_HEADLESS_OUTPUTS"] = str(outputs)
     process = subprocess.Popen(
-        [*drop, "cage", "--", "sleep", "600"],
+        [*drop, "cage", *options, "--", "sleep", "600"],
         env={**os.environ, **settings, "WLR_LIBINPUT_NO_DEVICES": "1"}
         | {"XDG_RUNTIME_DIR": str(folder)},
         stdout=subprocess.DEVNULL,

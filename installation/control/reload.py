@@ -94,6 +94,7 @@ class Reloader:
             ("[display]", self.show.display, show.display),
             ("[engine]", self.show.engine, show.engine),
             ("[ndi]", self.show.ndi, show.ndi),
+            ("[[outputs]]", self.show.outputs, show.outputs),
         ):
             if old != new:
                 log.warning("reload: the new %s takes effect when the show restarts", what)

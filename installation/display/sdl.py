@@ -123,8 +123,9 @@ def switch_fullscreen(switch: Callable[[], None]) -> bool:
     return True
 
 
-def open_renderer(window: video.Window) -> tuple[video.Renderer, str]:
-    """Create a vsynced renderer, trying accelerated drivers first and software last.
+def open_renderer(window: video.Window, vsync: bool = True) -> tuple[video.Renderer, str]:
+    """Create a renderer (vsynced unless told), trying accelerated drivers first and software
+    last.
 
     Picking the driver ourselves, rather than letting SDL choose, tells us its name, so a
     silent fallback to the CPU is logged instead of showing up as stutter weeks later.
@@ -134,14 +135,24 @@ def open_renderer(window: video.Window) -> tuple[video.Renderer, str]:
     failures = []
     for index, info in drivers:
         try:
-            return video.Renderer(window, index=index, vsync=True), info.name
+            return video.Renderer(window, index=index, vsync=vsync), info.name
         except (SdlError, pygame.error) as exc:
             logger.debug("renderer %s unavailable: %s", info.name, exc)
             failures.append(f"{info.name}: {exc}")
     raise UserError("no SDL renderer works on this machine (" + "; ".join(failures) + ")")
 
 
-def _to_byte(fraction: float) -> int:
+def warn_if_software(renderer_name: str) -> None:
+    """Say so when SDL draws on the CPU where a GPU was expected: it shows up weeks later as
+    stutter and a hot PC, not as an error."""
+    if renderer_name == "software":
+        logger.warning(
+            "SDL fell back to the software renderer: expect high CPU use and dropped "
+            "frames; check the GPU driver"
+        )
+
+
+def to_byte(fraction: float) -> int:
     """Map 0..1 to 0..255, clamping the small overshoots that float timing arithmetic makes."""
     return round(min(max(fraction, 0.0), 1.0) * 255)
 
@@ -211,11 +222,7 @@ class SdlDisplay(Display):
         if self.software_expected:
             return
         warn_if_invisible(driver)
-        if renderer_name == "software":
-            logger.warning(
-                "SDL fell back to the software renderer: expect high CPU use and dropped "
-                "frames; check the GPU driver"
-            )
+        warn_if_software(renderer_name)
 
     def _open_window(self, title: str, driver: str) -> video.Window:
         """The window, fullscreen ones made as large as the screen they cover.
@@ -246,8 +253,8 @@ class SdlDisplay(Display):
 
     def present(self, a: Frame, b: Frame | None, weight: float, brightness: float = 1.0) -> None:
         session = self._require_session()
-        level = _to_byte(brightness)
-        alpha = _to_byte(weight)
+        level = to_byte(brightness)
+        alpha = to_byte(weight)
         session.renderer.clear()
         self._draw(session, a, pygame.BLENDMODE_NONE, 255, level)
         if b is not None and alpha > 0:

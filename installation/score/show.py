@@ -9,7 +9,7 @@ uses every key.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from string import hexdigits
 
@@ -20,6 +20,7 @@ from installation.score.hours import ALWAYS_OPEN, OpeningHours, opening_hours
 from installation.score.midi_settings import MidiSettings, parse_midi
 from installation.score.ndi_settings import NdiSettings, parse_ndi
 from installation.score.osc_settings import OscSettings, parse_osc
+from installation.score.outputs_settings import OutputSettings, parse_outputs, stream_grid
 from installation.score.scenes import (
     MAX_FPS,
     Scene,
@@ -28,6 +29,7 @@ from installation.score.scenes import (
     check_stages,
     parse_scenes,
 )
+from installation.score.sync_settings import SyncSettings, parse_sync
 from installation.score.web_settings import WebSettings, parse_web
 from installation.tomlfile import Section, TomlDocument, read_toml
 
@@ -99,6 +101,10 @@ class Show:
     midi: MidiSettings | None = None
     #: The installation as a lighting fixture on sACN or Art-Net; None: no DMX.
     dmx: DmxSettings | None = None
+    #: Frame lockstep with the other PCs of a room; None: this PC plays on its own.
+    sync: SyncSettings | None = None
+    #: Several screens or projectors of this PC ([[outputs]]); empty: one window.
+    outputs: tuple[OutputSettings, ...] = ()
 
 
 def load_show(path: Path | None) -> Show:
@@ -117,10 +123,33 @@ def load_show(path: Path | None) -> Show:
     ndi = parse_ndi(root.table("ndi")) if root.has("ndi") else None
     midi = parse_midi(root.table("midi")) if root.has("midi") else None
     dmx = parse_dmx(root.table("dmx")) if root.has("dmx") else None
+    sync = parse_sync(root.table("sync")) if root.has("sync") else None
+    outputs: tuple[OutputSettings, ...] = ()
+    if root.has("outputs"):
+        outputs = parse_outputs(root.tables("outputs"), display.layout, display.renderer)
+        grid = stream_grid(outputs)
+        if grid is not None:
+            display = replace(display, grid=grid)
     scenes = parse_scenes(root.tables("scenes"))
     hours = opening_hours(root)
     root.finish()
-    return Show(path, title, bundle, display, engine, osc, scenes, doc, hours, web, ndi, midi, dmx)
+    return Show(
+        path,
+        title,
+        bundle,
+        display,
+        engine,
+        osc,
+        scenes,
+        doc,
+        hours,
+        web,
+        ndi,
+        midi,
+        dmx,
+        sync,
+        outputs,
+    )
 
 
 def check_show_bundle(show: Show, stage_count: int, w: WFacts | None) -> None:
