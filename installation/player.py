@@ -7,18 +7,25 @@ builds them, so each part is handed only what it uses and ``installation run``, 
 ``installation bench`` play the same wiring. Each stop is registered as its part starts: if a
 start fails half-way, what did start is stopped, in reverse order:
 
-  start: display, feeds (--record, NDI), OSC, web and reloader (SIGHUP), conductor clock,
-         worker, service (SIGTERM)
-  stop:  service (last record), worker, web, OSC and reloader, feeds (file finished), display
+  start: display, feeds (--record, NDI, the frame trace), (in a room: the conductor on the
+         room's clock), OSC, web, sync peer and reloader (SIGHUP), conductor clock, worker,
+         service (SIGTERM)
+  stop:  service (last record), worker, web, OSC, sync peer and reloader, feeds (file
+         finished), display
 
 The web server reads the running show through plain callables built here (``web_sources``):
 the health record, the monitor's verdict, the metrics' ``sample``, what is on screen.
+
+A show in lockstep with other PCs (``[sync]``) plays on the room's show time, a
+``SharedClock`` made before the sync peer starts (a follower adopts the leader's epoch as it
+joins), with the loop's ticks on that clock's frame grid.
 """
 
 from __future__ import annotations
 
 import itertools
 import logging
+import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
@@ -26,6 +33,7 @@ from dataclasses import asdict, dataclass
 from installation.control.osc.server import OscServer
 from installation.control.reload import Reloader
 from installation.control.steering import ShowControl
+from installation.control.sync.clock import SharedClock
 from installation.control.web.logtail import LogTail
 from installation.control.web.server import WebServer, WebSources
 from installation.display import Display, DisplayLost
@@ -41,8 +49,10 @@ from installation.loop import LoopStats, RunResult, ScreenTap, ShowClock, run_lo
 from installation.output.feed import Output, ScreenFeed
 from installation.output.ndi import ndi_outputs
 from installation.output.thumbnail import Thumbnails
+from installation.output.trace import frame_trace
 from installation.score.conductor import Conductor
 from installation.score.show import Show
+from installation.score.sync_settings import SyncSettings
 from installation.service.health import Record
 from installation.service.lifecycle import Service
 from installation.service.metrics import metrics_exposition
@@ -88,6 +98,9 @@ class RunningShow:
         self.show: Show | None = None
         self.control: ShowControl | None = None
         self.signals: RunSignals | None = None
+        #: The room's show time when the show plays in lockstep; None: a ``ShowClock`` of its
+        #: own, started with the loop.
+        self.clock: SharedClock | None = None
         self.screen = ScreenTap()
         #: What makes each feed of the screen (``run --record``, NDI) when the show plays.
         self.outputs: list[Output] = []
@@ -119,8 +132,15 @@ class RunningShow:
         running.show = show
         running.signals = signals
         running.service = Service.for_run(show, running.describe, signals)
+        if lockstep(show) is not None:
+            running.clock = SharedClock()
         running.control = ShowControl(
-            show, conductor, ladder.pipeline.bundle, running.service.reload, running.web_sources()
+            show,
+            conductor,
+            ladder.pipeline.bundle,
+            running.service.reload,
+            running.web_sources(),
+            running.clock,
         )
         running.picture_size = mosaic_size(running.picture_size, *show.display.grid)
         running.outputs += ndi_outputs(show.ndi, running.picture_size, running.fps)
@@ -150,6 +170,8 @@ class RunningShow:
         if self.control is not None:
             record["osc"] = _listening(self.control.osc)
             record["web"] = _listening(self.control.web)
+            if self.control.sync is not None:
+                record["sync"] = self.control.sync.describe()
         return record
 
     def status_record(self) -> Record:
@@ -211,6 +233,13 @@ class RunningShow:
                 started.enter_context(start(self.fps, self.picture_size)) for start in self.outputs
             )
             self.screen.feeds = tuple(feeds)
+            self.screen.trace = frame_trace(self.conductor.scene_at, self.fps)
+            if self.screen.trace is not None:
+                started.callback(self.screen.trace.close)
+            if self.clock is not None:
+                # The room's show time runs already: the sync peer, which starts with the
+                # controls, may install the leader's state before the first frame.
+                self.conductor.start(self.clock)
             if self.control is not None:
                 started.enter_context(self.control)
                 if self.signals is not None:
@@ -227,9 +256,11 @@ class RunningShow:
             reloader.request()
 
     def _run(self, duration: float | None) -> RunResult:
-        clock = ShowClock()
+        clock = self.clock
+        if clock is None:
+            clock = ShowClock()  # fades and durations count from the first frame
+            self.conductor.start(clock)
         queue = FrameQueue(max(4, int(self.lead * self.fps) + 4))
-        self.conductor.start(clock)
         self.conductor.on_cut(queue.invalidate)
         serials = itertools.count()
         gpu_frames = GpuFrames(self.display.gpu_offer, queue.capacity)
@@ -249,6 +280,7 @@ class RunningShow:
         )
         stats = LoopStats(budget=1.0 / self.fps)
         self._playing = _Playing(stats, worker, queue)
+        begun = time.monotonic()  # not show time: a follower's jumps to the leader's epoch
         lost: str | None = None
         with ExitStack() as started:
             started.callback(gpu_frames.free)  # last: after the worker that writes its ring
@@ -267,12 +299,14 @@ class RunningShow:
                     duration,
                     self.service,
                     self.screen,
+                    None if self.clock is None else self.fps,
                 )
             except DisplayLost as exc:
                 lost = str(exc)
                 log.error("display lost: %s", lost)
+        seconds = time.monotonic() - begun
         return RunResult(
-            stats, clock(), worker.generated, worker.skipped, worker.error, worker.restarts, lost
+            stats, seconds, worker.generated, worker.skipped, worker.error, worker.restarts, lost
         )
 
     def _fall(self, error: BaseException) -> bool:
@@ -301,12 +335,21 @@ def play(
 
 def adaptive_quality(show: Show, ladder: BackendLadder, conductor: Conductor) -> AdaptiveQuality:
     """The show's quality setting over the stages of its bundle, named with their sizes,
-    judged against how fast the ``conductor`` moves the picture."""
+    judged against how fast the ``conductor`` moves the picture. In lockstep, every stage
+    plays: each PC would judge its own speed, and the same frame would differ between them."""
     labels = [f"{s.spec.name} ({s.spec.output_size[0]} px)" for s in ladder.pipeline.stages]
     engine = show.engine
     policy = QualityPolicy(min_rate=engine.min_rate, max_step=engine.max_step)
     adaptive = engine.quality == "adaptive"
+    if adaptive and lockstep(show) is not None:
+        log.info('sync: every stage plays on every PC of the room (quality = "full")')
+        adaptive = False
     return AdaptiveQuality(labels, policy, adaptive, motion=conductor.motion)
+
+
+def lockstep(show: Show) -> SyncSettings | None:
+    """The show's ``[sync]`` settings when it plays in lockstep with other PCs."""
+    return show.sync if show.sync is not None and show.sync.enabled else None
 
 
 def _dropped_by_kind(feeds: tuple[ScreenFeed, ...]) -> dict[str, int]:

@@ -17,7 +17,7 @@ from installation.engine.bundle import Bundle, load_bundle
 from installation.engine.ladder import BackendLadder, ladder_for
 from installation.engine.mapping import conductor_for
 from installation.output.feed import Output
-from installation.player import RunningShow
+from installation.player import RunningShow, lockstep
 from installation.score.conductor import Conductor
 from installation.score.show import Show, check_show_bundle, load_show
 from installation.service.signals import RunSignals
@@ -26,11 +26,14 @@ log = logging.getLogger(__name__)
 
 
 def load_parts(show_path: Path | None) -> tuple[Show, Bundle, Conductor]:
-    """The show, its validated bundle manifest, and a conductor for its scenes."""
+    """The show, its validated bundle manifest, and a conductor for its scenes. In a show in
+    lockstep (``[sync]``) every change takes effect ``delay`` seconds after it is made, so that
+    the leader's announcement reaches every PC before the frame it changes."""
     show = load_show(show_path)
     bundle = load_bundle(show.bundle)
     check_show_bundle(show, len(bundle.stages), bundle.w)
-    return show, bundle, conductor_for(show, bundle)
+    sync = lockstep(show)
+    return show, bundle, conductor_for(show, bundle, delay=0.0 if sync is None else sync.delay)
 
 
 def open_show(show_path: Path | None) -> tuple[Show, BackendLadder, Conductor]:
@@ -54,7 +57,9 @@ def run_show(
     ``signals`` were installed first thing, and hold what came while the show loaded;
     ``outputs`` make feeds of the screen (``--record``)."""
     show, ladder, conductor = open_show(show_path)
-    display = make_display(mode or show.display.mode, _window_size(show, mode), show.display)
+    display = make_display(
+        mode or show.display.mode, _window_size(show, mode), show.display, show.outputs
+    )
     running = RunningShow.for_show(show, ladder, conductor, display, signals)
     running.outputs.extend(outputs)
     result = running.play(duration)

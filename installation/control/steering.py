@@ -4,13 +4,17 @@
 (``osc/``) with its OSCQuery description (``oscquery/``) and the web server (``web/``) each
 on its thread and the reloader (``reload``) on its own, all posting to the conductor and
 never touching the engine or the display. SIGHUP reaches the same reloader through
-``installation.service.signals``, which ``installation run`` installs first thing.
+``installation.service.signals``, which ``installation run`` installs first thing. In a room
+in lockstep (``[sync]``) the sync peer (``sync/``) is one more input: on the leader it sends
+the conductor's state to the room, on a follower it installs the leader's, and the conductor
+then refuses the follower's own controls.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from types import TracebackType
 from typing import Any
 
@@ -22,6 +26,9 @@ from installation.control.osc.addresses import AddressSpace
 from installation.control.osc.server import Client, OscServer
 from installation.control.oscquery.server import OscQueryServer
 from installation.control.reload import Reloader
+from installation.control.sync.clock import SharedClock
+from installation.control.sync.identity import show_identity
+from installation.control.sync.peer import SyncPeer
 from installation.control.web.server import WebServer, WebSources
 from installation.engine.bundle import Bundle
 from installation.score.conductor import Conductor
@@ -35,7 +42,8 @@ class ShowControl:
     """OSC server, web server and reloader around a running show; a context manager.
     ``bundle`` is the one the show runs; ``on_reload`` is handed every reloaded show after the
     conductor and the servers took theirs; ``web`` is what the web server reads of the running
-    show (None: no web server, whatever the show says)."""
+    show (None: no web server, whatever the show says); ``clock`` is the room's show time for
+    a show in lockstep (None: no sync peer, whatever the show says)."""
 
     def __init__(
         self,
@@ -44,8 +52,11 @@ class ShowControl:
         bundle: Bundle,
         on_reload: Callable[[Show], None] | None = None,
         web: WebSources | None = None,
+        clock: SharedClock | None = None,
     ) -> None:
         self.conductor = conductor
+        #: What the show started with and keeps until it restarts, whatever a reload reads.
+        self.started = (show.display, show.sync, bundle)
         self.on_reload = on_reload
         self.reloader = Reloader(show, bundle, self._apply)
         self.osc: OscServer | None = None
@@ -66,6 +77,9 @@ class ShowControl:
         if show.midi is not None:
             space = AddressSpace(conductor, self.reloader.request, self._reply)
             self.midi = MidiInput(show.midi, space)
+        self.sync: SyncPeer | None = None
+        if clock is not None and show.sync is not None:
+            self.sync = SyncPeer(show.sync, conductor, clock, self._identity(show))
 
     def __enter__(self) -> ShowControl:
         self.reloader.start()
@@ -80,6 +94,8 @@ class ShowControl:
             self.dmx.start()
         if self.midi is not None:
             self.midi.start()
+        if self.sync is not None:
+            self.sync.start()
         return self
 
     def __exit__(
@@ -100,8 +116,14 @@ class ShowControl:
             self.dmx.stop()
         if self.midi is not None:
             self.midi.stop()
+        if self.sync is not None:
+            self.sync.stop()
 
     def _apply(self, show: Show) -> None:
+        if self.sync is not None:
+            # First: a leader whose show changed must not send its new scenes to followers
+            # of the old identity, which would read them against their old scenes.
+            self.sync.reidentify(self._identity(show))
         self.conductor.replace_show(show)
         if self.osc is not None:
             self.osc.update(show.osc)
@@ -119,8 +141,16 @@ class ShowControl:
             self.midi.update(show.midi)
         elif (self.midi is None) != (show.midi is None):
             log.warning("midi: adding or removing [midi] takes effect when the show restarts")
+        if show.sync != self.started[1]:
+            log.warning("sync: changes to [sync] take effect when the show restarts")
         if self.on_reload is not None:
             self.on_reload(show)
+
+    def _identity(self, show: Show) -> str:
+        """The identity of ``show`` as this PC plays it: a reload's new scenes, but the display
+        and bundle the show started with, which change only at a restart."""
+        display, _, bundle = self.started
+        return show_identity(replace(show, display=display), bundle)
 
     def _web_server(self, settings: WebSettings) -> WebServer | None:
         if not settings.enabled or self.web_sources is None:

@@ -114,8 +114,13 @@ class Mapping:
         self._backend.close()
 
 
-def conductor_for(show: Show, bundle: Bundle, entropy: int | None = None) -> Conductor:
+def conductor_for(
+    show: Show, bundle: Bundle, entropy: int | None = None, delay: float = 0.0
+) -> Conductor:
     """A conductor for ``show`` playing ``bundle``: in W, with the bundle's mapping loaded
-    (its files checked), for a W bundle. The mapping lives as long as the show."""
+    (its files checked), for a W bundle. The mapping lives as long as the show. ``delay``:
+    seconds after which a change takes effect (``Conductor``)."""
     wspace = None if bundle.w is None else Mapping(bundle).space()
-    return Conductor(show, bundle.latent_size, bundle.latent_distribution, entropy, wspace)
+    return Conductor(
+        show, bundle.latent_size, bundle.latent_distribution, entropy, wspace, delay=delay
+    )
