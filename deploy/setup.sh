@@ -1,8 +1,9 @@
 #!/bin/sh
 # Set up (or remove) the installation on a fresh Debian 12 / Ubuntu 22.04+ exhibition PC.
 #
-#   sudo deploy/setup.sh SHOW [--gpu [--wheels DIR]]   install or update, then reboot
-#   sudo deploy/setup.sh --uninstall                   remove everything this script installed
+#   sudo deploy/setup.sh SHOW [--gpu [--wheels DIR]] [SYNC]   install or update, then reboot
+#   sudo deploy/setup.sh SYNC                                 set up this PC's clock only
+#   sudo deploy/setup.sh --uninstall                          remove what this script installed
 #
 # SHOW is a show folder (show.toml and the bundle folder it names, relative to it), or a show
 # file (e.g. shows/default.toml), installed as show.toml with its bundle copied next to it.
@@ -12,6 +13,9 @@
 # --wheels DIR, a folder of wheels brought along (pip download them elsewhere: docs/gpu.md);
 # with it, the show's TensorRT engines are built for this GPU. nvidia_uvm is loaded at boot
 # for the sandboxed unit.
+# SYNC, for several PCs in frame lockstep (docs/sync.md): --sync-server [SUBNET] makes this PC
+# the room's time server with chrony (SUBNET, e.g. 10.0.0.0/24, limits whom it answers),
+# --sync-client ADDRESS makes this PC's clock follow the time server at ADDRESS.
 # Python 3.11 or newer is needed; PYTHON=python3.11 names another interpreter than python3.
 # What each step does and why: docs/kiosk.md. Safe to run again: every step is idempotent.
 set -eu
@@ -28,6 +32,8 @@ NVIDIA_UNIT=installation-nvidia.service
 MODULES_CONF=/etc/modules-load.d/installation-nvidia.conf
 # ONNX Runtime wheels are downloaded here before the installed one is removed.
 WHEELHOUSE=$PREFIX/wheels.tmp
+# --sync-server/--sync-client: chrony's settings for the room, beside Debian's own (conf.d).
+CHRONY_CONF=/etc/chrony/conf.d/installation.conf
 
 die() { echo "setup: $*" >&2; exit 2; }
 say() { echo "setup: $*"; }
@@ -39,9 +45,11 @@ check_python() {
  3.11 or newer is needed. On Ubuntu 22.04: apt-get install python3.11 python3.11-venv\
  python3.11-dev, then run again as PYTHON=python3.11 $0 ..."
 }
-if command -v "$PYTHON" >/dev/null; then
-    check_python
-fi
+# The clock alone (--sync-server/--sync-client without a show) needs no Python.
+case ${1:-} in
+    --sync-*) ;;
+    *) if command -v "$PYTHON" >/dev/null; then check_python; fi ;;
+esac
 
 # systemctl enable and set-default work in a chroot or an image; reloading needs a running
 # systemd, which such an image does not have.
@@ -62,6 +70,13 @@ uninstall() {
         userdel "$USER_NAME"
     fi
     rm -f /usr/local/bin/installation "$MODULES_CONF"
+    if [ -f "$CHRONY_CONF" ]; then
+        rm -f "$CHRONY_CONF"
+        if [ -d /run/systemd/system ]; then
+            systemctl try-restart chrony || true
+        fi
+        say "chrony stays installed, with Debian's settings ($CHRONY_CONF removed)"
+    fi
     say "removed. The boot target stays multi-user.target; for a desktop again:"
     say "  systemctl set-default graphical.target"
     say "consoleblank=0 stays on the kernel command line (/etc/default/grub) if it was added."
@@ -75,14 +90,57 @@ if [ "${1:-}" = "--uninstall" ]; then
     exit 0
 fi
 
-SHOW=${1:-}
-[ -n "$SHOW" ] || die "usage: $0 SHOW_FOLDER|SHOW_FILE [--gpu [--wheels DIR]] | --uninstall"
-shift
+# chrony keeps the clocks of the room's PCs together: show time is read from them. The
+# drop-in from deploy/chrony/ is checked the way chronyd reads it (-p: every file, parsed).
+sync_clock() {
+    say "clock: chrony as the room's time $SYNC${SYNC_WITH:+ ($SYNC_WITH)}, in $CHRONY_CONF"
+    apt-get install -y --no-install-recommends chrony
+    mkdir -p "$(dirname "$CHRONY_CONF")"
+    sed -e "s|@SUBNET@|$SYNC_WITH|" -e "s|@ADDRESS@|$SYNC_WITH|" -e 's/[[:space:]]*$//' \
+        "$HERE/chrony/installation-$SYNC.conf" >"$CHRONY_CONF"
+    if ! CHECK=$(chronyd -p 2>&1); then
+        rm -f "$CHRONY_CONF"
+        die "chrony refuses the setting: $(echo "$CHECK" | sed -n 's/.*Fatal error : //p')"
+    fi
+    echo "$CHECK" | grep -qxF "$(tail -n 1 "$CHRONY_CONF")" ||
+        die "chrony does not read $(dirname "$CHRONY_CONF") (see /etc/chrony/chrony.conf)"
+    systemctl enable chrony
+    if [ -d /run/systemd/system ]; then
+        systemctl restart chrony
+    fi
+}
+
+SHOW=
+USAGE="usage: $0 [SHOW_FOLDER|SHOW_FILE [--gpu [--wheels DIR]]]\
+ [--sync-server [SUBNET] | --sync-client ADDRESS] | --uninstall"
+case ${1:-} in
+    --sync-*) ;;
+    "") die "$USAGE" ;;
+    *)
+        SHOW=$1
+        shift
+        ;;
+esac
 GPU=
 WHEELS=
+SYNC=
+SYNC_WITH=
 while [ $# -gt 0 ]; do
     case $1 in
         --gpu) GPU=--gpu ;;
+        --sync-server | --sync-client)
+            [ -z "$SYNC" ] || die "--sync-server and --sync-client: one or the other"
+            SYNC=${1#--sync-}
+            case ${2:-} in
+                "" | --*)
+                    [ "$SYNC" = server ] || die "--sync-client needs the time server's address"
+                    ;;
+                *)
+                    SYNC_WITH=$2
+                    shift
+                    ;;
+            esac
+            ;;
         --wheels)
             [ $# -ge 2 ] && [ -d "$2" ] || die "--wheels needs a folder of wheels"
             WHEELS=$(cd "$2" && pwd)
@@ -93,6 +151,20 @@ while [ $# -gt 0 ]; do
     shift
 done
 [ -z "$WHEELS" ] || [ -n "$GPU" ] || die "--wheels goes with --gpu"
+[ -n "$SHOW" ] || [ -z "$GPU" ] || die "--gpu goes with a show"
+case $SYNC:$SYNC_WITH in
+    server:*[!0-9A-Fa-f.:/]*) die "--sync-server $SYNC_WITH: not an address or subnet\
+ (e.g. 10.0.0.0/24)" ;;
+    client:*[!0-9A-Za-z.:-]*) die "--sync-client $SYNC_WITH: not an address or host name\
+ (e.g. 10.0.0.5)" ;;
+esac
+if [ -z "$SHOW" ]; then
+    need_root
+    apt-get update
+    sync_clock
+    say "done. Check with: chronyc tracking (and on the room's PCs: installation status)"
+    exit 0
+fi
 if [ -d "$SHOW" ]; then
     [ -f "$SHOW/show.toml" ] || die "$SHOW/show.toml not found: a show folder holds show.toml\
  and its bundle; or name a show file (e.g. shows/default.toml)"
@@ -112,6 +184,10 @@ apt-get install -y --no-install-recommends \
     cec-utils wlr-randr \
     procps rsync
 check_python
+# The clock before the long steps: a setting chrony refuses stops here, with nothing half done.
+if [ -n "$SYNC" ]; then
+    sync_clock
+fi
 
 say "user $USER_NAME: no login, no home, in the groups that reach the GPU and input"
 if ! id "$USER_NAME" >/dev/null 2>&1; then

@@ -215,6 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument(
         "--file", type=Path, help="health record to read (default: the running show's)"
     )
+    status.add_argument(
+        "--chrony",
+        metavar="HOST",
+        help="chronyd to ask for the clock offset of a show in a room: its command socket or "
+        "address (default: this PC's)",
+    )
     status.set_defaults(func=_status)
 
     learn = commands.add_parser(
@@ -478,6 +484,7 @@ def _dmx_fixture(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     """Exit 0 while a show runs and updates its record, 1 otherwise (for scripts)."""
+    from installation.service.clock_sync import read_tracking
     from installation.service.health import find_status_file, format_status, is_current, read_status
 
     path = args.file or find_status_file()
@@ -486,7 +493,12 @@ def _status(args: argparse.Namespace) -> int:
         return 1
     record = read_status(path)
     try:
-        text = json.dumps(record, indent=2) if args.json else format_status(record)
+        if args.json:
+            text = json.dumps(record, indent=2)
+        else:
+            # In a room the clock decides which frame is on the screen: ask chrony about it.
+            clock = read_tracking(args.chrony) if "sync" in record else None
+            text = format_status(record, clock=clock)
         current = is_current(record, time.time())
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         # The file is anyone's to edit or damage: what is wrong with it, not a traceback.

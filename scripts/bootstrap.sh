@@ -23,6 +23,9 @@ case "${1:-}" in
     packages+=(iproute2)
     # The MIDI extra's python-rtmidi loads ALSA's library.
     packages+=(libasound2)
+    # Several PCs in lockstep: a real chrony server and client on loopback (docs/sync.md);
+    # ImageMagick's import and grim take screenshots of several outputs (Xvfb, cage).
+    packages+=(chrony imagemagick grim)
     ;;
   *) echo "usage: $0 [--test]" >&2; exit 2 ;;
 esac

@@ -120,6 +120,11 @@ def old_python(folder: Path) -> Path:
         (["no-such-show"], "no-such-show not found: name a show folder"),
         (["shows/default.toml", "--cpu"], "unknown option --cpu"),
         (["shows/default.toml", "PYTHON"], "is Python 3.10.12, 3.11 or newer is needed"),
+        (["--sync-client"], "--sync-client needs the time server's address"),
+        (["shows", "--sync-server", "--sync-client", "10.0.0.5"], "one or the other"),
+        (["--sync-server", "10.0.0.0/24;reboot"], "not an address or subnet (e.g. 10.0"),
+        (["--sync-client", "10.0.0.5 "], "not an address or host name (e.g. 10.0"),
+        (["--sync-server", "--gpu"], "--gpu goes with a show"),
     ],
 )
 def test_setup_refuses_in_one_line_before_it_installs_anything(

@@ -21,6 +21,7 @@ from typing import Any
 
 from installation.errors import UserError
 from installation.files import write_atomic
+from installation.service.clock_sync import Tracking, Unavailable, describe
 
 STATUS_NAME = "status.json"
 SERVICE_DIR = Path("/run/installation")
@@ -115,18 +116,24 @@ def is_current(record: Record, now: float) -> bool:
     return now - record.get("updated", 0) <= STALE_AFTER and process_exists(record["pid"])
 
 
-def format_status(record: Record, now: float | None = None) -> str:
-    """The record as a short report for staff."""
+def format_status(
+    record: Record, now: float | None = None, clock: Tracking | Unavailable | None = None
+) -> str:
+    """The record as a short report for staff; ``clock``: what chrony said about this PC's
+    clock, for a show in a room (record["sync"]), where the clock decides the frame."""
     now = time.time() if now is None else now
     age = now - record.get("updated", 0)
     pid = record["pid"]
     current = is_current(record, now)
     osc = record.get("osc") if current else None  # a show that ended listens to nothing
     web = record.get("web") if current else None
+    sync = record.get("sync") if current else None  # nor follows anyone
     if current:
         headline = f"installation: {record['state']}, pid {pid}, up {duration(record['uptime'])}"
         if osc and osc["state"] == "not listening":
             headline += ", OSC NOT LISTENING"
+        if sync and clock and not (isinstance(clock, Tracking) and clock.synchronised):
+            headline += ", CLOCK NOT SYNCHRONISED"
     elif process_exists(pid):
         headline = (
             f"installation: NOT RESPONDING: pid {pid} exists but has not updated its status "
@@ -157,6 +164,8 @@ def format_status(record: Record, now: float | None = None) -> str:
         ("hours", _hours(record["hours"])),
         *([("osc", _osc(osc))] if osc else []),
         *([("web", _web(web))] if web and web["state"] != "off" else []),
+        *([("sync", _sync(sync))] if sync else []),
+        *([("clock", describe(clock))] if clock else []),
         (
             "restarts",
             f"{record['restarts']['worker']} of the inference worker, "
@@ -188,6 +197,22 @@ def _web(web: Record) -> str:
     if web["state"] == "listening":
         return f"listening on http://{web['address']}"
     return f"NOT LISTENING on {web['address']} (port in use? the show keeps trying)"
+
+
+def _sync(sync: Record) -> str:
+    """The PC's part in the room: whom it follows, or that it leads (docs/sync.md)."""
+    group = f"group {sync['group']}"
+    members = f"{sync['members']} member{'s' if sync['members'] != 1 else ''}"
+    leader = sync.get("leader")
+    if sync["role"] == "leader":
+        return f"leader (rank {sync['rank']}), term {sync['term']}, {members}, {group}"
+    if leader is None:
+        return f"{sync['role']} (rank {sync['rank']}), no leader heard yet, {members}, {group}"
+    role = "follower of" if sync["role"] == "follower" else f"{sync['role']}, following"
+    return (
+        f"{role} rank {leader['rank']} at {leader['address']}, "
+        f"term {sync['term']}, {members}, {group}"
+    )
 
 
 def _hours(hours: Record) -> str:
