@@ -44,6 +44,7 @@ def wait_for(what: str, check: Callable[[], Any]) -> Any:
 class XServer:
     display: str
     framebuffer: Path
+    process: subprocess.Popen[bytes]
 
     def screen(self) -> np.ndarray:
         """What the screen shows, H x W x 3 RGB, from Xvfb's framebuffer (an XWD file)."""
@@ -55,17 +56,17 @@ class XServer:
         return pixels.reshape(height, stride // 4, 4)[:, : SCREEN[0], 2::-1]  # BGRX -> RGB
 
 
-@pytest.fixture
-def x_server(tmp_path: Path) -> Iterator[tuple[XServer, subprocess.Popen[bytes]]]:
-    """A bare X server (no window manager) on a display number it picks itself."""
+@contextmanager
+def xvfb(folder: Path, *screens: str) -> Iterator[XServer]:
+    """A bare X server (no window manager) on a display number it picks itself, with
+    ``screens`` ("WxH"), its first screen's framebuffer in ``folder``."""
     if shutil.which("Xvfb") is None:
         pytest.skip("Xvfb is not installed (Debian package xvfb)")
-    folder = tmp_path / "fb"
     folder.mkdir()
-    size = f"{SCREEN[0]}x{SCREEN[1]}x24"
     read_end, write_end = os.pipe()
+    layout = [arg for i, size in enumerate(screens) for arg in ("-screen", str(i), f"{size}x24")]
     server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), "-screen", "0", size, "-br", "-fbdir", str(folder)],
+        ["Xvfb", "-displayfd", str(write_end), *layout, "-br", "-fbdir", str(folder)],
         pass_fds=(write_end,),
         stderr=subprocess.DEVNULL,
     )
@@ -74,10 +75,21 @@ def x_server(tmp_path: Path) -> Iterator[tuple[XServer, subprocess.Popen[bytes]]
         number = announced.readline().strip()
     try:
         assert number, "Xvfb did not start"
-        yield XServer(f":{number}", folder / "Xvfb_screen0"), server
+        yield XServer(f":{number}", folder / "Xvfb_screen0", server)
     finally:
         server.kill()
         server.wait()
+
+
+def x_environ(server: XServer) -> dict[str, str]:
+    """The environment of a program drawing with SDL on ``server``."""
+    return {**os.environ, "DISPLAY": server.display, "SDL_VIDEODRIVER": "x11"}
+
+
+@pytest.fixture
+def x_server(tmp_path: Path) -> Iterator[XServer]:
+    with xvfb(tmp_path / "fb", f"{SCREEN[0]}x{SCREEN[1]}") as server:
+        yield server
 
 
 def white_box(screen: np.ndarray) -> tuple[int, int, int, int] | None:
@@ -114,13 +126,13 @@ display.close()
 
 
 def test_fullscreen_fills_a_screen_without_a_window_manager(
-    x_server: tuple[XServer, subprocess.Popen[bytes]],
+    x_server: XServer,
 ) -> None:
     """A square face in fullscreen is centred on the whole 1920x1080 screen; ``f`` gives a
     centred 1280x720 window and back. Before, the window stayed 1280x720 at +320+180 and
     the face was cut off to one side."""
-    server, _ = x_server
-    environ = {**os.environ, "DISPLAY": server.display, "SDL_VIDEODRIVER": "x11"}
+    server = x_server
+    environ = x_environ(server)
     probe = subprocess.Popen(
         [sys.executable, "-c", PROBE],
         env=environ,
@@ -161,13 +173,13 @@ print("reconnected 15 times", flush=True)
 
 
 def test_a_window_right_after_the_last_one_closed_waits_for_the_x_server_reset(
-    x_server: tuple[XServer, subprocess.Popen[bytes]],
+    x_server: XServer,
 ) -> None:
     """An X server resets when its last client leaves and refuses clients meanwhile: the GL
     presenter giving way to SDL's renderer on a server with no other client met that reset,
     and the show ended with "cannot start SDL video (x11 not available)"."""
-    server, _ = x_server
-    environ = {**os.environ, "DISPLAY": server.display, "SDL_VIDEODRIVER": "x11"}
+    server = x_server
+    environ = x_environ(server)
     completed = subprocess.run(
         [sys.executable, "-c", RECONNECT],
         env=environ,
@@ -209,14 +221,14 @@ def ended(show: subprocess.Popen[str]) -> tuple[int, str]:
 
 
 def test_x_server_going_away_ends_the_show_with_exit_three(
-    x_server: tuple[XServer, subprocess.Popen[bytes]], tmp_path: Path
+    x_server: XServer, tmp_path: Path
 ) -> None:
     """Xlib ends the process when its server goes; the show says why and exits with 3
     instead of Xlib's bare exit(1)."""
-    server, process = x_server
-    environ = {**os.environ, "DISPLAY": server.display, "SDL_VIDEODRIVER": "x11"}
+    server = x_server
+    environ = x_environ(server)
     show = start_show(environ, tmp_path / "run")
-    process.kill()
+    server.process.kill()
     code, stderr = ended(show)
     assert code == 3, stderr
     assert f"ERROR installation.display: display lost: the X server at {server.display} " in stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import signal
@@ -32,6 +31,8 @@ from test_display_servers import (
     record,
     require_wayland_libraries,
     wait_for,
+    x_environ,
+    xvfb,
 )
 
 from installation.control.reload import Reloader
@@ -206,35 +207,6 @@ def test_two_mirrored_ramps_add_up_to_full_light(gamma: float, width: int) -> No
     light = falling**gamma + rising**gamma
     assert np.allclose(light, 1.0, atol=0.02)
     assert (np.diff(falling) <= 0).all() and (np.diff(rising) >= 0).all()
-
-
-def x_environ(server: XServer) -> dict[str, str]:
-    return {**os.environ, "DISPLAY": server.display, "SDL_VIDEODRIVER": "x11"}
-
-
-@contextmanager
-def xvfb(folder: Path, *screens: str) -> Iterator[XServer]:
-    """A bare X server (no window manager) with ``screens`` ("WxH"), its first screen's
-    framebuffer in ``folder``."""
-    if shutil.which("Xvfb") is None:
-        pytest.skip("Xvfb is not installed (Debian package xvfb)")
-    folder.mkdir()
-    read_end, write_end = os.pipe()
-    layout = [arg for i, size in enumerate(screens) for arg in ("-screen", str(i), f"{size}x24")]
-    server = subprocess.Popen(
-        ["Xvfb", "-displayfd", str(write_end), *layout, "-br", "-fbdir", str(folder)],
-        pass_fds=(write_end,),
-        stderr=subprocess.DEVNULL,
-    )
-    os.close(write_end)
-    with os.fdopen(read_end) as announced:
-        number = announced.readline().strip()
-    try:
-        assert number, "Xvfb did not start"
-        yield XServer(f":{number}", folder / "Xvfb_screen0")
-    finally:
-        server.kill()
-        server.wait()
 
 
 @pytest.fixture
