@@ -146,8 +146,13 @@ setup --gpu
 runtime_is onnxruntime-gpu "--gpu (update, no GPU here)"
 grep -q "TensorRT engines NOT built" "$WORK/setup.log" ||
     fail "setup.sh --gpu without a GPU does not say that the engines were not built"
-setup
+setup --sync-client 10.0.0.1
 runtime_is onnxruntime "(back from --gpu)"
+# A PC of a room (docs/sync.md): chrony follows the room's time server. chronyd itself does
+# not run in this container (it may not set the clock), which its unit's condition allows for.
+in_root grep -qx "server 10.0.0.1 iburst prefer trust minpoll 2 maxpoll 4" \
+    /etc/chrony/conf.d/installation.conf ||
+    fail "setup.sh --sync-client 10.0.0.1 did not write chrony's drop-in (log: $WORK/setup.log)"
 
 say "test only: the headless drop-in for cage, and grim"
 in_root sh -c "mkdir -p $DROPIN && cp deploy/acceptance/installation-display.service.d/*.conf \
