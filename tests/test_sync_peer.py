@@ -23,7 +23,9 @@ from conftest import DEFAULT_BUNDLE, ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from installation.control.sync.clock import SharedClock
 from installation.control.sync.identity import show_identity
+from installation.control.sync.peer import HOST_RATE, SyncPeer
 from installation.control.sync.wire import (
     MAX_DATAGRAM,
     Beat,
@@ -33,6 +35,7 @@ from installation.control.sync.wire import (
     sent_by,
 )
 from installation.engine.bundle import load_bundle
+from installation.score.conductor import Conductor
 from installation.score.show import load_show
 
 IDENTITY = "0123456789abcdef" * 4
@@ -131,6 +134,28 @@ def test_no_datagram_raises_anything_but_malformed(noise: bytes, at: int, splice
     for data in (noise, valid[:at] + splice + valid[at + len(splice) :]):
         with contextlib.suppress(Malformed):
             decode_beat(data)
+
+
+def test_a_flooding_host_is_cut_to_its_rate_and_others_still_heard(tmp_path: Path) -> None:
+    """Beats beyond ``HOST_RATE`` a second from one host are dropped before they are parsed;
+    another host's beat in the same second is still taken in."""
+    (tmp_path / "show.toml").write_text(ROOM_SHOW)
+    show = load_show(tmp_path / "show.toml")
+    bundle = load_bundle(show.bundle)
+    assert show.sync is not None
+    conductor = Conductor(show, bundle.latent_size, bundle.latent_distribution)
+    now = [100.0]
+    peer = SyncPeer(
+        show.sync, conductor, SharedClock(), show_identity(show, bundle), lambda: now[0]
+    )
+    flood = encode_beat(replace(FOLLOWER, identity=show_identity(show, bundle)))
+    for _ in range(int(HOST_RATE) + 100):
+        peer._receive(flood, "10.0.0.66")
+    peer._receive(flood, "10.0.0.2")
+    assert (peer.stats.over_rate, peer.stats.accepted) == (100, int(HOST_RATE) + 1)
+    now[0] += 1.0
+    peer._receive(flood, "10.0.0.66")
+    assert peer.stats.accepted == int(HOST_RATE) + 2, "a second later the host is heard again"
 
 
 def test_the_largest_state_that_is_sent_still_fits_one_datagram() -> None:

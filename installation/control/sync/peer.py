@@ -27,9 +27,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from installation.control.limits import Tally, in_networks
+from installation.control.limits import SenderRates, Tally, in_networks
 from installation.control.sync.clock import SharedClock
-from installation.control.sync.election import Election, Member, Role
+from installation.control.sync.election import MAX_MEMBERS, Election, Member, Role
 from installation.control.sync.multicast import GroupSocket, drop_file
 from installation.control.sync.wire import (
     MAX_DATAGRAM,
@@ -52,17 +52,23 @@ RETRY_BIND = 5.0
 #: Datagrams read at most before each beat (``_backlog``): a room's beats of a few seconds.
 MAX_BACKLOG = 256
 JOINING = "the room's leader (not found yet)"
+#: Datagrams a second one host may send: a leader sends a beat a heartbeat and at most one
+#: state a look-up (``POLL``), about 70 a second; room tests run four PCs on one address. A
+#: host beyond it (a flood, spoofed or mad) costs a token check a datagram, not a parse.
+HOST_RATE = 500.0
 
 
 @dataclass
 class SyncStats(Tally):
     """Counters since start, written under the peer's lock. Every datagram heard ends as one
-    of ``own``, ``refused`` (sender not in ``[sync] allow``), ``malformed``, ``other_show``
-    or ``accepted``; ``installed`` counts the leader's states taken in."""
+    of ``own``, ``refused`` (sender not in ``[sync] allow``), ``over_rate`` (more than
+    ``HOST_RATE`` a second from its host), ``malformed``, ``other_show`` or ``accepted``;
+    ``installed`` counts the leader's states taken in."""
 
     received: int = 0
     own: int = 0
     refused: int = 0
+    over_rate: int = 0
     malformed: int = 0
     other_show: int = 0
     accepted: int = 0
@@ -102,6 +108,7 @@ class SyncPeer:
         self._installed: tuple[str, int, int] | None = None
         self._socket: GroupSocket | None = None
         self._drop = drop_file()
+        self._rates = SenderRates(MAX_MEMBERS)
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._run, name="sync", daemon=True)
 
@@ -262,6 +269,12 @@ class SyncPeer:
             self.stats.refused += 1
             self.problems.warning(
                 "refused", f"sync: refused a beat from {host}: not in the show's sync.allow"
+            )
+            return
+        if not self._rates.spend(host, 1.0, HOST_RATE, self._monotonic()):
+            self.stats.over_rate += 1
+            self.problems.warning(
+                "over_rate", f"sync: {host} sends more than {HOST_RATE:g} datagrams a second"
             )
             return
         try:
