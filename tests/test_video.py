@@ -362,3 +362,23 @@ def test_a_slow_sink_drops_its_own_frames_never_the_display_s(tmp_path: Path) ->
     assert feed.dropped > 0 and feed.failed == 0
     assert len(delivered) == feed.taken, "close delivered what was queued"
     assert delivered == sorted(delivered)
+
+
+def test_a_recording_counts_from_its_first_picture_and_goes_on_over_a_jump(
+    tmp_path: Path,
+) -> None:
+    """A PC of a room adopts the room's show time as it joins (hours in, or back): the file
+    starts at 0 and goes on from its last frame instead of keeping hours of one frame or
+    running backwards, while a gap of a few dropped frames is kept."""
+    target = VideoTarget.checked(tmp_path / "room.mkv", False, "--record", (64, 48))
+    video = target.open(30.0, "ultrafast")
+    image = np.zeros((48, 64, 3), np.uint8)
+    times = [7200.0, 7200 + 1 / 30, 7200 + 4 / 30, 3.0, 3 + 1 / 30, 9000.0]
+    for t in times:
+        video.write(image, t)
+    video.close()
+    with av.open(str(target.path)) as container:
+        stream = container.streams.video[0]
+        pts = [frame.pts for frame in container.decode(stream)]
+        seconds = [float(p * stream.time_base) for p in pts]
+    assert [round(s * 30) for s in seconds] == [0, 1, 4, 5, 6, 7]

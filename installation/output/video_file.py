@@ -56,6 +56,9 @@ ENCODINGS = {
 FASTSTART = {"movflags": "+faststart"}
 #: prores_ks's profile 3 is 422 HQ; "apl0" marks the file as Apple's encoder would.
 PRORES_OPTIONS = {"profile": "3", "vendor": "apl0"}
+#: Seconds of show time between two pictures beyond which the file does not keep the gap:
+#: show time jumped (a PC of a room adopting the room's time), the show did not stall.
+MAX_GAP = 5.0
 
 
 def recorder(target: VideoTarget) -> Output:
@@ -147,17 +150,22 @@ class VideoFile:
         self.size = target.size
         self.frames = 0
         self._rate = frame_rate(fps)
+        self._max_step = round(MAX_GAP * self._rate)
         self._preset = preset
         self._faststart = faststart and target.encoding.container == "mp4"
         self._last = -1
+        #: The show time's frame number of the file's frame 0 (set by the first picture).
+        self._origin: int | None = None
         self._temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self._container: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
 
     def write(self, image: np.ndarray, t: float) -> None:
         """Add ``image`` (H x W x 3 uint8 RGB) shown at ``t`` seconds; it is scaled to the
-        file's size if it differs. Frames get their time from ``t``, one frame-time apart
-        at least, so a recording that dropped frames keeps in step with the show."""
+        file's size if it differs. Frames get their time from ``t``, counted from the first
+        picture, one frame-time apart at least, so a recording that dropped frames keeps in
+        step with the show; where show time jumps (back, or over ``MAX_GAP`` ahead) the file
+        goes on from its last frame."""
         if self.size is None:
             height, width = image.shape[:2]
             self.size = even((width, height))
@@ -170,7 +178,10 @@ class VideoFile:
             dst_color_trc=BT709,
             dst_color_primaries=BT709,
         )
-        self._last = max(self._last + 1, round(t * self._rate))
+        number = round(t * self._rate)
+        if self._origin is None or not 0 < number - self._origin - self._last <= self._max_step:
+            self._origin = number - self._last - 1
+        self._last = number - self._origin
         frame.pts = self._last
         self._mux(stream.encode(frame))
         self.frames += 1
