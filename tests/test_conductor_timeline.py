@@ -348,3 +348,26 @@ def wait_for(condition: Callable[[], bool], limit: float = 60.0) -> None:
     while not condition():
         assert time.monotonic() < deadline, "the worker made no progress"
         threading.Event().wait(0.005)
+
+
+def test_a_jump_of_show_time_is_not_counted_as_frames_skipped() -> None:
+    """A follower adopting its room's epoch jumps hours ahead: the worker goes on there
+    without counting the hours as frames it could not make."""
+    show, bundle, _ = load_parts(DEFAULT_SHOW)
+    conductor = Conductor(show, bundle.latent_size, bundle.latent_distribution, 1)
+    now = 3.0
+    conductor.start(lambda: now)
+    queue = FrameQueue(32)
+    pipeline = Pipeline.load(bundle, OnnxRuntimeBackend(CPU, threads=1))
+    worker = InferenceWorker(
+        pipeline, conductor.plans_at, queue, lambda: now, 30, 0.2, itertools.count()
+    )
+    worker.start()
+    try:
+        wait_for(lambda: (queue.newest() or 0.0) >= now + 0.15)
+        before = worker.skipped
+        now = 7203.0  # the install of the room's state drops the queue a moment later
+        wait_for(lambda: (queue.newest() or 0.0) >= now + 0.15)
+    finally:
+        worker.stop()
+    assert worker.skipped - before < 30 * 2, f"{worker.skipped - before} frames skipped"

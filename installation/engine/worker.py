@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 PlanSource = Callable[[Sequence[float]], list[Plan]]
 
 
+#: Seconds behind beyond which the worker did not fall behind: show time jumped (a PC of a
+#: room adopting the room's time), and the frames it passes over were never due.
+CLOCK_JUMP = 10.0
+
+
 class InferenceWorker:
     """Owns one thread that paints the plans from ``plans_at`` with ``pipeline`` into
     ``queue`` (the conductor's ``plans_at``, for example).
@@ -111,7 +116,8 @@ class InferenceWorker:
             ready_at = now + 2 * self._latency
             if index / self.fps < ready_at:
                 behind = math.ceil(ready_at * self.fps)
-                self.skipped += behind - index
+                if ready_at - index / self.fps < CLOCK_JUMP:
+                    self.skipped += behind - index
                 index = behind
             # A slow machine needs to look further ahead than ``lead`` to have anything to blend.
             # A slow pace needs a frame only every ``step`` times (adaptive quality); the
