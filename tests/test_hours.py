@@ -206,3 +206,16 @@ def test_a_password_file_that_cannot_be_used_is_named(tmp_path: Path) -> None:
     (tmp_path / "pw").write_text("\n")
     with pytest.raises(UserError, match=f"pjlink_password_file: {tmp_path}/pw: is empty"):
         hours_from(tmp_path, table)
+
+
+@pytest.mark.parametrize(
+    ("moment", "seconds"),
+    [
+        ("2026-06-02 18:00:00.700", 0.7),  # closed 0.7 s ago
+        ("2026-06-03 10:00:01.500", 1.5),  # opened
+        ("2026-06-02 18:00:03", 0.0),  # longer ago than asked about: now
+        ("2026-06-02 17:59:59", 0.0),  # no change yet
+    ],
+)
+def test_since_change(museum: OpeningHours, moment: str, seconds: float) -> None:
+    assert museum.since_change(datetime.fromisoformat(moment), 2.0) == pytest.approx(seconds)

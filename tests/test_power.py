@@ -352,6 +352,24 @@ def driven(fakes: Fakes) -> Iterator[Driven]:
     show.power.close()
 
 
+def test_the_closing_fade_counts_from_the_minute_of_closing(fakes: Fakes) -> None:
+    """Two PCs of a room read the hours at different moments of the same second: their
+    fades count from 18:00:00 on their (agreeing) wall clocks, so they are equally dark."""
+    levels = []
+    for noticed in ("18:00:00.200", "18:00:00.900"):
+        show = Driven(fade=4.0)
+        try:
+            show.tick()
+            show.wall.moment = datetime.fromisoformat(f"2026-06-02 {noticed}")
+            show.tick(1.0)  # the hours are read once a second
+            # Read both at 18:00:01 on their wall clocks.
+            show.clock.now += 1.0 - float(noticed.rsplit(":", 1)[1])
+            levels.append(show.dimmer.level())
+        finally:
+            show.power.close()
+    assert levels == pytest.approx([0.75, 0.75])
+
+
 def test_black_then_off_at_closing_on_then_fade_at_opening(driven: Driven, fakes: Fakes) -> None:
     driven.tick()
     driven.wall.moment = datetime.fromisoformat("2026-06-02 18:00:00")

@@ -100,6 +100,17 @@ class OpeningHours:
         yesterday = self.spans_on(today - timedelta(days=1))
         return any(minute + DAY < span.end for span in yesterday)
 
+    def since_change(self, moment: datetime, within: float) -> float:
+        """Seconds since ``is_open`` last changed before ``moment``, where that was at most
+        ``within`` seconds ago, else 0: a change noticed late (the clock is read once a
+        second) is faded from the minute it happened, so that the PCs of a room, whose
+        clocks agree, fade on the same frames."""
+        earlier = moment.replace(tzinfo=None) - timedelta(seconds=within)
+        change = self.next_change(earlier)
+        if change is None or change > moment.replace(tzinfo=None):
+            return 0.0
+        return (moment.replace(tzinfo=None) - change).total_seconds()
+
     def next_change(self, moment: datetime) -> datetime | None:
         """The next instant after ``moment`` at which ``is_open`` changes, as naive wall-clock
         time; None when it never changes (always open, or closed for good)."""

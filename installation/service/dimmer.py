@@ -35,14 +35,15 @@ class Dimmer:
         """Whether the level has arrived at its target."""
         return self.level() == self.target
 
-    def fade_to(self, target: float, seconds: float) -> None:
+    def fade_to(self, target: float, seconds: float, since: float = 0.0) -> None:
         """Move from the current level to ``target`` at the pace of ``seconds`` for a whole
         fade between black and full; a fade from part of the way takes proportionally less,
-        so a fade reversed halfway is as smooth as a whole one."""
+        so a fade reversed halfway is as smooth as a whole one. ``since``: the fade began
+        that many seconds ago (from the current level, which held meanwhile)."""
         if target == self.target:
             return
         current = self.level()
-        self._fade = (self._clock(), current, target, seconds * abs(target - current))
+        self._fade = (self._clock() - since, current, target, seconds * abs(target - current))
 
     def cut_to(self, level: float) -> None:
         """Be at ``level`` now, without a fade (a stop that cannot wait)."""

@@ -209,9 +209,12 @@ class Monitor:
         fade and the screen followed on every tick."""
         hours = self.settings.hours
         is_open = self._open
+        late = 0.0
         if now - self._last_hours >= HOURS_INTERVAL:
             self._last_hours = now
-            is_open = hours.is_open(self.settings.wall_clock())
+            wall = self.settings.wall_clock()
+            is_open = hours.is_open(wall)
+            late = hours.since_change(wall, 2 * HOURS_INTERVAL)
             self._follow_screen(hours.screen)
         if is_open != self._open:
             self._open = is_open
@@ -223,7 +226,7 @@ class Monitor:
             else:
                 log.info("opening hours: closed, fading out")
                 self._opening = None
-                self.dimmer.fade_to(0.0, hours.fade)
+                self.dimmer.fade_to(0.0, hours.fade, late)
         if self._opening is not None:
             waited = now - self._opening
             if self.power.answered() or waited >= POWER_WAIT:
