@@ -212,7 +212,21 @@ def document(tmp_path: Path) -> dict[str, Any]:
     loaded: dict[str, Any] = json.loads(zlib.decompress(encode(conductor.snapshot())))
     assert loaded["snapshot"]["current"]["cue"]["entry"] is not None
     assert len(loaded["snapshot"]["pending"]) == 1
+    references = [array["data"] for array in arrays_in(loaded["snapshot"])]
+    assert len(references) == 2 and loaded["arrays"] == [loaded["arrays"][0]]
+    assert references == [0, 0], "the start picture is in both states: sent once"
     return loaded
+
+
+def arrays_in(node: object) -> list[dict[str, Any]]:
+    """Every encoded array in ``node``."""
+    if isinstance(node, list):
+        return [found for item in node for found in arrays_in(item)]
+    if isinstance(node, dict):
+        if node.get("@") == "ndarray":
+            return [node]
+        return [found for item in node.values() for found in arrays_in(item)]
+    return []
 
 
 def make_show_score(tmp_path: Path) -> Score:
@@ -223,10 +237,14 @@ def packed(value: object) -> bytes:
     return zlib.compress(json.dumps(value).encode())
 
 
-def array(raw: bytes, dtype: str = "float32", shape: list[int] | None = None) -> dict[str, Any]:
+def array(
+    doc: dict[str, Any], raw: bytes, dtype: str = "float32", shape: list[int] | None = None
+) -> dict[str, Any]:
+    """An encoded array of ``raw`` bytes, its data added to the table of ``doc``."""
     length = len(raw) // np.dtype(dtype).itemsize
-    data = base64.b64encode(zlib.compress(raw)).decode()
-    return {"@": "ndarray", "dtype": dtype, "shape": shape or [length], "data": data}
+    doc["arrays"].append(base64.b64encode(zlib.compress(raw)).decode())
+    index = len(doc["arrays"]) - 1
+    return {"@": "ndarray", "dtype": dtype, "shape": shape or [length], "data": index}
 
 
 def current(doc: dict[str, Any]) -> dict[str, Any]:
@@ -265,19 +283,26 @@ MUTATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "unknown transition": lambda d: current(d)["cue"]["entry"].update(kind="wipe"),
     "sources missing": lambda d: current(d)["cue"]["entry"].update(sources=[]),
     "list as object": lambda d: current(d)["cue"].update(walk=[1, 2]),
-    "float64 latent": lambda d: source(d).update(value=array(bytes(8 * SIZE), "float64")),
-    "short latent": lambda d: source(d).update(value=array(bytes(4 * (SIZE - 1)))),
+    "float64 latent": lambda d: source(d).update(value=array(d, bytes(8 * SIZE), "float64")),
+    "short latent": lambda d: source(d).update(value=array(d, bytes(4 * (SIZE - 1)))),
     "latent of other shape": lambda d: source(d).update(
-        value=array(bytes(4 * SIZE), shape=[10, 10])
+        value=array(d, bytes(4 * SIZE), shape=[10, 10])
     ),
-    "data shorter than shape": lambda d: source(d).update(value=array(bytes(4 * 3), shape=[SIZE])),
+    "data shorter than shape": lambda d: source(d).update(
+        value=array(d, bytes(4 * 3), shape=[SIZE])
+    ),
     "not a number in a latent": lambda d: source(d).update(
-        value=array(np.full(SIZE, np.nan, np.float32).tobytes())
+        value=array(d, np.full(SIZE, np.nan, np.float32).tobytes())
     ),
-    "latent not base64": lambda d: source(d)["value"].update(data="@@@@"),
-    "latent not zlib": lambda d: source(d)["value"].update(data="AAAA"),
-    "latent bomb": lambda d: source(d).update(value=array(bytes(4 << 20), shape=[SIZE])),
-    "huge latent": lambda d: source(d).update(value=array(bytes(4), shape=[1 << 40])),
+    "latent not base64": lambda d: d["arrays"].__setitem__(0, "@@@@"),
+    "latent not zlib": lambda d: d["arrays"].__setitem__(0, "AAAA"),
+    "latent data inline": lambda d: source(d)["value"].update(data=d["arrays"][0]),
+    "latent index out of range": lambda d: source(d)["value"].update(data=1),
+    "latent index negative": lambda d: source(d)["value"].update(data=-1),
+    "arrays not texts": lambda d: d.update(arrays=[[1]]),
+    "no arrays": lambda d: d.pop("arrays"),
+    "latent bomb": lambda d: source(d).update(value=array(d, bytes(4 << 20), shape=[SIZE])),
+    "huge latent": lambda d: source(d).update(value=array(d, bytes(4), shape=[1 << 40])),
     "no stages": lambda d: source(d).update(stages=0),
     "too many beats": lambda d: current(d)["cue"]["modulation"].update(beats=[[0.0, 1.0]] * 17),
     "pending out of order": lambda d: d["snapshot"].update(

@@ -9,13 +9,15 @@ Sending the state rather than the operations means a lost datagram, a late joine
 healed partition are all repaired by the next one, with no log to replay.
 
 The bytes are zlib-compressed JSON with a type tag on each of our own frozen dataclasses
-(a fixed list of them, read by their type hints) and numpy arrays as dtype, shape and
-base64 of their zlib-compressed bytes (a W bundle's latent repeats one w per layer); never
-pickle, since they come from the network. The score is not sent: a follower
-has its own, from the same show and bundle (a W space's arrays are too big for a datagram),
-and only the entropy that random scenes draw their seeds from travels with the state.
-Whatever arrives is checked before anything uses it: a malformed, oversized or unknown
-part raises ``SnapshotError`` with one line saying where.
+(a fixed list of them, read by their type hints) and numpy arrays as dtype, shape and the
+index of their data (base64 of their zlib-compressed bytes: a W bundle's latent repeats one w
+per layer) in a table of the snapshot's arrays, where each array is once however often it
+appears (a transition's start pictures are in the state in force and in each change
+scheduled after it); never pickle, since they come from the network. The score is not
+sent: a follower has its own, from the same show and bundle (a W space's arrays are too big
+for a datagram), and only the entropy that random scenes draw their seeds from travels with
+the state. Whatever arrives is checked before anything uses it: a malformed, oversized or
+unknown part raises ``SnapshotError`` with one line saying where.
 """
 
 from __future__ import annotations
@@ -178,8 +180,25 @@ def encode_state(state: State) -> bytes:
 def encode(snapshot: Snapshot) -> bytes:
     """The bytes a sync leader sends: deterministic, so equal snapshots give equal bytes."""
     entropy = snapshot.current.cue.score.entropy
-    document = {"entropy": entropy, "snapshot": _encode(snapshot, Snapshot)}
+    tree = _encode(snapshot, Snapshot)
+    table: dict[str, int] = {}
+    _tabulate(tree, table)
+    document = {"arrays": list(table), "entropy": entropy, "snapshot": tree}
     return zlib.compress(_dumps(document), 6)
+
+
+def _tabulate(node: Any, table: dict[str, int]) -> None:
+    """Replace the data of every array in the encoded ``node`` by its index in ``table``
+    (data to index, in order of first appearance), so equal arrays are sent once."""
+    if isinstance(node, list):
+        for item in node:
+            _tabulate(item, table)
+    elif isinstance(node, dict):
+        if node.get("@") == "ndarray":
+            node["data"] = table.setdefault(node["data"], len(table))
+            return
+        for item in node.values():
+            _tabulate(item, table)
 
 
 def decode(data: bytes, score: Score) -> Snapshot:
@@ -191,8 +210,12 @@ def decode(data: bytes, score: Score) -> Snapshot:
         document = json.loads(text, parse_constant=_refuse_constant)
     except (ValueError, RecursionError) as exc:
         raise SnapshotError(f"snapshot is not JSON: {_short(exc)}") from None
-    if not isinstance(document, dict) or set(document) != {"entropy", "snapshot"}:
-        raise SnapshotError("snapshot must be an object with entropy and snapshot")
+    if not isinstance(document, dict) or set(document) != {"arrays", "entropy", "snapshot"}:
+        raise SnapshotError("snapshot must be an object with arrays, entropy and snapshot")
+    arrays = document["arrays"]
+    if not isinstance(arrays, list) or not all(isinstance(data, str) for data in arrays):
+        raise SnapshotError("snapshot arrays must be a list of base64 texts")
+    reader.arrays = arrays
     entropy = document["entropy"]
     if type(entropy) is not int or not 0 <= entropy < 2**63:
         raise SnapshotError("snapshot entropy must be an integer from 0 to 2**63 - 1")
@@ -298,6 +321,8 @@ class _Reader:
     def __init__(self, score: Score) -> None:
         self.score = score
         self.array_bytes = MAX_ARRAY_BYTES
+        #: The snapshot's table of array data, which arrays name by index.
+        self.arrays: list[str] = []
 
     @staticmethod
     def inflate(data: bytes, where: str, limit: int) -> bytes:
@@ -380,10 +405,10 @@ class _Reader:
             raise SnapshotError(f"{where}: arrays must be {_DTYPE}")
         if not isinstance(shape, list) or not all(type(n) is int and n >= 0 for n in shape):
             raise SnapshotError(f"{where}: bad array shape")
-        if not isinstance(data, str):
-            raise SnapshotError(f"{where}: array data must be base64 text")
+        if type(data) is not int or not 0 <= data < len(self.arrays):
+            raise SnapshotError(f"{where}: array data must be an index of the arrays")
         try:
-            packed = base64.b64decode(data, validate=True)
+            packed = base64.b64decode(self.arrays[data], validate=True)
         except (binascii.Error, ValueError):
             raise SnapshotError(f"{where}: array data is not base64") from None
         size = math.prod(shape) * np.dtype(dtype).itemsize if len(shape) <= 2 else -1
