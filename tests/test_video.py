@@ -382,3 +382,19 @@ def test_a_recording_counts_from_its_first_picture_and_goes_on_over_a_jump(
         pts = [frame.pts for frame in container.decode(stream)]
         seconds = [float(p * stream.time_base) for p in pts]
     assert [round(s * 30) for s in seconds] == [0, 1, 4, 5, 6, 7]
+
+
+def test_two_pictures_on_one_frame_number_do_not_shift_the_rest(tmp_path: Path) -> None:
+    """Ticks that jitter around half a frame land two pictures on one frame number and skip
+    the next: the second gets the next frame-time and the one after is back on the show's,
+    so hours of such jitter do not stretch the video."""
+    target = VideoTarget.checked(tmp_path / "jitter.mkv", False, "--record", (64, 48))
+    video = target.open(30.0, "ultrafast")
+    image = np.zeros((48, 64, 3), np.uint8)
+    for number in (100, 100.4, 101.6, 103, 103.4, 104.6, 108):
+        video.write(image, number / 30)
+    video.close()
+    with av.open(str(target.path)) as container:
+        stream = container.streams.video[0]
+        seconds = [float(frame.pts * stream.time_base) for frame in container.decode(stream)]
+    assert [round(s * 30) for s in seconds] == [0, 1, 2, 3, 4, 5, 8]

@@ -156,6 +156,9 @@ class VideoFile:
         self._last = -1
         #: The show time's frame number of the file's frame 0 (set by the first picture).
         self._origin: int | None = None
+        #: The show time's frame number of the last picture: a jump is judged from it, not
+        #: from ``_last``, which runs ahead of it after two pictures on one frame number.
+        self._previous = 0
         self._temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         self._container: av.container.OutputContainer | None = None
         self._stream: av.VideoStream | None = None
@@ -179,9 +182,10 @@ class VideoFile:
             dst_color_primaries=BT709,
         )
         number = round(t * self._rate)
-        if self._origin is None or not 0 < number - self._origin - self._last <= self._max_step:
+        if self._origin is None or not 0 <= number - self._previous <= self._max_step:
             self._origin = number - self._last - 1
-        self._last = number - self._origin
+        self._previous = number
+        self._last = max(self._last + 1, number - self._origin)
         frame.pts = self._last
         self._mux(stream.encode(frame))
         self.frames += 1
