@@ -37,6 +37,7 @@ from installation.control.sync.wire import (
 from installation.engine.bundle import load_bundle
 from installation.score.conductor import Conductor
 from installation.score.show import load_show
+from installation.score.snapshot import encode
 
 IDENTITY = "0123456789abcdef" * 4
 LEADER = Beat(IDENTITY, "9f3a", 0, 3, True, 1_796_000_000.125, 41, b"\x78\x9c state")
@@ -156,6 +157,38 @@ def test_a_flooding_host_is_cut_to_its_rate_and_others_still_heard(tmp_path: Pat
     now[0] += 1.0
     peer._receive(flood, "10.0.0.66")
     assert peer.stats.accepted == int(HOST_RATE) + 2, "a second later the host is heard again"
+
+
+def test_a_state_refused_with_a_new_epoch_leaves_the_show_time_and_the_next_is_forced(
+    tmp_path: Path,
+) -> None:
+    """A leader's state that is too far from the present its epoch would give is refused
+    before this PC's show time jumps; its next usable state then comes with the new epoch
+    still, so everything made for the old times is dropped (a cut from -inf)."""
+    (tmp_path / "show.toml").write_text(ROOM_SHOW)
+    show = load_show(tmp_path / "show.toml")
+    bundle = load_bundle(show.bundle)
+    assert show.sync is not None
+    identity = show_identity(show, bundle)
+    here = SharedClock(offset=0.0)
+    conductor = Conductor(show, bundle.latent_size, bundle.latent_distribution)
+    conductor.start(here)
+    cuts: list[float] = []
+    conductor.on_cut(cuts.append)
+    peer = SyncPeer(show.sync, conductor, here, identity)
+    epoch = here.epoch - 3600.0  # the leader's room started an hour ago
+    states = []
+    for off in (1000.0, 0.0):  # a cue 1000 s off the present of that epoch, then one in it
+        leader = Conductor(show, bundle.latent_size, bundle.latent_distribution, delay=0.5)
+        leader.start(SharedClock(epoch - off, offset=0.0))
+        leader.go_to_scene(2)
+        states.append(encode(leader.snapshot()))
+    beat = replace(LEADER, identity=identity, epoch=epoch, version=1, state=states[0])
+    peer._receive(encode_beat(beat), "10.0.0.1")
+    assert (peer.stats.malformed, here.epoch, cuts) == (1, epoch + 3600.0, [])
+    near = replace(beat, version=2, state=states[1])
+    peer._receive(encode_beat(near), "10.0.0.1")
+    assert (peer.stats.installed, here.epoch, cuts) == (1, epoch, [float("-inf")])
 
 
 def test_the_largest_state_that_is_sent_still_fits_one_datagram() -> None:

@@ -41,7 +41,7 @@ from installation.control.sync.wire import (
 )
 from installation.ratelog import RateLimitedLog
 from installation.score.conductor import Conductor
-from installation.score.snapshot import SnapshotError, decode, encode
+from installation.score.snapshot import SnapshotError, check_near, decode, encode
 from installation.score.sync_settings import SyncSettings
 
 log = logging.getLogger(__name__)
@@ -181,7 +181,7 @@ class SyncPeer:
     # The thread.
 
     def _run(self) -> None:
-        next_bind = next_beat = self._monotonic()
+        next_bind = next_beat = next_state = self._monotonic()
         try:
             while not self._stopping.is_set():
                 now = self._monotonic()
@@ -192,9 +192,12 @@ class SyncPeer:
                 with self._lock:
                     if received is not None:
                         self._receive(*received)
-                    if self._unsent:
+                    # One state a POLL at most: every datagram heard (its own sent back
+                    # among them) ends a look-up, and would otherwise send again.
+                    if self._unsent and (now := self._monotonic()) >= next_state:
                         self._unsent = False
-                        self._send()
+                        next_state = now + POLL
+                        self._beat(None)
                 if self._monotonic() < next_beat:
                     continue
                 # What waits in the socket is read before silence is judged: after a stall
@@ -240,10 +243,12 @@ class SyncPeer:
             sock.close()
             return None
 
-    def _beat(self, now: float) -> None:
-        """The heartbeat: the election's rules at ``now``, then this PC's beat."""
+    def _beat(self, now: float | None) -> None:
+        """The heartbeat: the election's rules at ``now``, then this PC's beat (only the beat,
+        with the state, for ``now`` None: after a change). Nothing raised ends the thread."""
         try:
-            self._act(self._election.tick(now))
+            if now is not None:
+                self._act(self._election.tick(now))
             self._send()
         except Exception:
             self.stats.failed += 1
@@ -322,6 +327,9 @@ class SyncPeer:
         try:
             snapshot = decode(beat.state, self._conductor.score)
             if new_epoch:
+                # Checked before show time jumps: a state refused leaves it as it was, so the
+                # next state comes with a new epoch again and is installed with ``force``.
+                check_near(snapshot, self._clock.wall() - beat.epoch)
                 self._clock.adopt(beat.epoch)
             self._conductor.install(snapshot, force=new_epoch)
         except SnapshotError as exc:
