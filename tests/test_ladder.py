@@ -169,7 +169,9 @@ def test_a_backend_failing_at_run_time_drops_the_show_without_freezing_the_scree
     assert down > 0.9, "the first backend ran until its fault"
     during = [s for s in display.shown if down < s.at - started < up]
     gaps = np.diff([s.at for s in display.shown])
-    assert len(during) > 2 and gaps.max() < up - down, "the display never stopped presenting"
+    # However short the outage (the next rung may start within a few ticks on a quiet
+    # machine), the display presented in it, and never paused as long as it lasted.
+    assert during and gaps.max() < up - down, "the display never stopped presenting"
     assert len(arrivals) - fall > 5, "new frames came after the fall"
     rate_before = fall / (down - arrivals[0])
     rate_after = (len(arrivals) - fall - 2) / (arrivals[-1] - up)
