@@ -103,7 +103,7 @@ def allow_list(section: Section, address: str) -> tuple[Network, ...]:
     ``address`` lets other machines in ([osc] and [web] alike)."""
     loopback = is_loopback(section, address)
     if section.has("allow"):
-        return _networks(section)
+        return networks(section)
     if loopback:
         return LOOPBACK
     raise section.error(
@@ -113,7 +113,8 @@ def allow_list(section: Section, address: str) -> tuple[Network, ...]:
     )
 
 
-def _networks(section: Section) -> tuple[Network, ...]:
+def networks(section: Section) -> tuple[Network, ...]:
+    """The table's ``allow`` as written: one or more networks."""
     values = section.get("allow", list)
     if not values:
         raise section.error(

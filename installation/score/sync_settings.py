@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-from installation.score.osc_settings import Network, allow_list
+from installation.score.osc_settings import Network, networks
 from installation.tomlfile import Section
 
 ANYONE: tuple[Network, ...] = (ipaddress.ip_network("0.0.0.0/0"),)
@@ -66,7 +66,7 @@ def parse_sync(section: Section) -> SyncSettings:
         "seconds",
     )
     # The group reaches this PC from the whole show network, so a list is never required.
-    allow = allow_list(section, "0.0.0.0") if section.has("allow") else ANYONE
+    allow = networks(section) if section.has("allow") else ANYONE
     section.finish()
     return SyncSettings(
         enabled, group, port, interface, ttl, rank, delay, heartbeat, failover, allow
