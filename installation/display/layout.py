@@ -34,3 +34,9 @@ def portrait_rect(
         raise ValueError(f"portrait share must be more than 0 up to 1, got {share}")
     x, y, w, h = fit_rect(src_w, src_h, dst_w, round(dst_h * share))
     return x, y + (dst_h - round(dst_h * share)) // 2, w, h
+
+
+def to_byte(fraction: float) -> int:
+    """A blend weight or brightness, 0..1, as SDL's renderer takes it (and the pictures that
+    leave the show copy it): 0..255, clamping the small overshoots of float timing."""
+    return round(min(max(fraction, 0.0), 1.0) * 255)

@@ -28,14 +28,13 @@ from pygame._sdl2 import video
 from pygame._sdl2.sdl2 import error as SdlError
 
 from installation.display.base import Action, Display
-from installation.display.layout import fit_rect
+from installation.display.layout import fit_rect, to_byte
 from installation.display.output_geometry import Rect, blend_ramp, span_rects, stream_cell
 from installation.display.screens import Screen, find_screen, hidden_behind, list_screens
 from installation.display.sdl import (
     actions_from,
     open_renderer,
     start_video,
-    to_byte,
     warn_if_invisible,
     warn_if_software,
 )

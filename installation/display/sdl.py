@@ -19,7 +19,7 @@ from pygame._sdl2.sdl2 import error as SdlError
 
 from installation.display.base import Action, Display, DisplayLost
 from installation.display.connection import lost_connection, watch_x_connection
-from installation.display.layout import fit_rect
+from installation.display.layout import fit_rect, to_byte
 from installation.display.libraries import require_video_libraries
 from installation.display.textures import TextureCache
 from installation.engine.frames import Frame
@@ -150,11 +150,6 @@ def warn_if_software(renderer_name: str) -> None:
             "SDL fell back to the software renderer: expect high CPU use and dropped "
             "frames; check the GPU driver"
         )
-
-
-def to_byte(fraction: float) -> int:
-    """Map 0..1 to 0..255, clamping the small overshoots that float timing arithmetic makes."""
-    return round(min(max(fraction, 0.0), 1.0) * 255)
 
 
 @dataclass

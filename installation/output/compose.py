@@ -17,7 +17,7 @@ import av
 import numpy as np
 from av.video.reformatter import Interpolation
 
-from installation.display.layout import fit_rect
+from installation.display.layout import fit_rect, to_byte
 from installation.engine.frames import Frame, Pick
 
 
@@ -47,11 +47,6 @@ def dimmed(image: np.ndarray, brightness: float) -> np.ndarray:
     if level == 255:
         return image
     return ((image.astype(np.uint16) * level + 127) // 255).astype(np.uint8)
-
-
-def to_byte(fraction: float) -> int:
-    """0..1 as the display hands it to SDL: 0..255, small overshoots clamped."""
-    return round(min(max(fraction, 0.0), 1.0) * 255)
 
 
 def fit(image: np.ndarray, size: tuple[int, int] | None) -> np.ndarray:

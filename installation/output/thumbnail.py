@@ -19,9 +19,9 @@ from io import BytesIO
 
 import numpy as np
 
-from installation.display.layout import fit_rect
+from installation.display.layout import fit_rect, to_byte
 from installation.engine.frames import Pick
-from installation.output.compose import OnlyOnGpu, fit, on_screen, to_byte
+from installation.output.compose import OnlyOnGpu, fit, on_screen
 
 #: The widest thumbnail sent: enough for a phone's screen, small enough to encode in a few ms.
 MAX_WIDTH = 480
