@@ -1,4 +1,4 @@
-"""Where the picture goes in the window.
+"""Where the picture goes in the window, and the 0..255 levels it is drawn with.
 
 Kept apart from SDL so the arithmetic can be tested on its own: faces must never be
 stretched, whatever the projector or screen the gallery plugs in.

@@ -38,7 +38,7 @@ from installation.display.sdl import (
     warn_if_invisible,
     warn_if_software,
 )
-from installation.display.textures import TextureCache, frame_surface
+from installation.display.textures import TextureCache, frame_surface, tint
 from installation.engine.frames import Frame
 from installation.errors import UserError
 
@@ -260,9 +260,7 @@ class OutputsDisplay(Display):
         if settings.show == "stream":
             frame = self._cell(frame, settings.stream)
         texture = output.textures.texture_for(frame)
-        texture.blend_mode = blend_mode
-        texture.alpha = alpha
-        texture.color = (level, level, level, 255)
+        tint(texture, blend_mode, alpha, level)
         source = (texture.width, texture.height)
         if settings.show == "span":
             sizes = [span.size for span in self._spans]

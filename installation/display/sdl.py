@@ -21,7 +21,7 @@ from installation.display.base import Action, Display, DisplayLost
 from installation.display.connection import lost_connection, watch_x_connection
 from installation.display.layout import fit_rect, to_byte
 from installation.display.libraries import require_video_libraries
-from installation.display.textures import TextureCache
+from installation.display.textures import TextureCache, tint
 from installation.engine.frames import Frame
 from installation.errors import UserError
 
@@ -263,9 +263,7 @@ class SdlDisplay(Display):
         The output size is read on every call, so a resized window is right on the next frame.
         """
         texture = session.textures.texture_for(frame)
-        texture.blend_mode = blend_mode
-        texture.alpha = alpha
-        texture.color = (level, level, level, 255)
+        tint(texture, blend_mode, alpha, level)
         output = session.renderer.get_viewport()
         texture.draw(dstrect=fit_rect(texture.width, texture.height, output.w, output.h))
 

@@ -27,6 +27,14 @@ def frame_surface(image: np.ndarray) -> pygame.Surface:
     return pygame.image.frombuffer(np.ascontiguousarray(image), (width, height), "RGB")
 
 
+def tint(texture: Texture, blend_mode: int, alpha: int, level: int) -> None:
+    """Set ``texture`` to draw over what is there by ``blend_mode`` at ``alpha`` (0..255, the
+    crossfade's weight), every channel scaled by ``level`` (0..255, the brightness)."""
+    texture.blend_mode = blend_mode
+    texture.alpha = alpha
+    texture.color = (level, level, level, 255)
+
+
 class RecycledTextures(Generic[T]):
     """At most ``capacity`` textures, keyed by frame serial, least recently used refilled
     first; the SDL and GL presenters each keep their own kind of texture this way."""
