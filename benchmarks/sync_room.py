@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args()
     sys.path.insert(0, str(HARNESS.parent))
-    from sync_room import NAMESPACE
+    from conftest import MULTICAST_NETNS
 
     environment = {**os.environ, "SDL_VIDEODRIVER": "dummy"}
     environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(HARNESS.parent)])
@@ -44,7 +44,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         harness = [sys.executable, str(HARNESS), folder, *timing]
         completed = subprocess.run(
-            ["unshare", "-rn", "sh", "-c", NAMESPACE, *harness],
+            ["unshare", "-rn", "sh", "-c", MULTICAST_NETNS, *harness],
             capture_output=True,
             text=True,
             env=environment,

@@ -30,6 +30,13 @@ os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SHOW = ROOT / "shows" / "default.toml"
 DEFAULT_BUNDLE = ROOT / "bundles" / "faces-256"
+#: ``sh -c MULTICAST_NETNS PROGRAM ARGS...`` under ``unshare -rn``: loopback up, with
+#: multicast and a route for the multicast range, so that a test's groups work and stay in
+#: its own network namespace.
+MULTICAST_NETNS = (
+    "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && "
+    'exec "$0" "$@"'
+)
 #: Colours of the solid frames (``solid``) that the display tests show.
 RED = (255, 0, 0)
 BLUE = (0, 0, 255)

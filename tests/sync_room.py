@@ -1,6 +1,7 @@
 """A room of PCs in frame lockstep, on this one machine: run by tests/test_sync_room.py and
-benchmarks/sync_room.py inside a private network namespace (``unshare -rn``, ``NAMESPACE``),
-where the show's multicast group reaches only the instances started here.
+benchmarks/sync_room.py inside a private network namespace (``unshare -rn``,
+``conftest.MULTICAST_NETNS``), where the show's multicast group reaches only the instances
+started here.
 
 Four real ``installation run --headless`` instances of one show, ranks 0 to 3, each with its
 own clock error (``INSTALLATION_CLOCK_OFFSET``, as chrony would leave them) and a frame trace
@@ -30,20 +31,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from conftest import DEFAULT_BUNDLE
 from pythonosc.udp_client import SimpleUDPClient
 
 from installation.control.sync.clock import OFFSET_ENV
+from installation.control.sync.multicast import DROP_ENV
 from installation.output.trace import TRACE_ENV, read_trace
 
-ROOT = Path(__file__).resolve().parent.parent
-BUNDLE = ROOT / "bundles" / "faces-256"
-#: Run with ``sh -c NAMESPACE PROGRAM ARGS...`` under ``unshare -rn``: loopback up, with
-#: multicast, and a route for the multicast range, so the group works and stays inside.
-NAMESPACE = (
-    "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && "
-    'exec "$0" "$@"'
-)
-DROP_ENV = "INSTALLATION_SYNC_DROP"
 #: The clock error of each rank's PC, in seconds: up to +-20 ms, as the issue asks.
 OFFSETS = (0.0, 0.02, -0.02, 0.01)
 FPS = 60
@@ -63,7 +57,7 @@ def room_show(rank: int, heartbeat: float, failover: float) -> str:
     """The show every PC plays, but for its rank and its OSC port: two scenes of held faces
     (a cue between them cuts), one ONNX Runtime thread each, as four share two cores here."""
     return f"""title = "room"
-bundle = "{BUNDLE}"
+bundle = "{DEFAULT_BUNDLE}"
 
 [display]
 mode = "headless"

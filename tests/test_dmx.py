@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import sacn
-from conftest import DEFAULT_BUNDLE, ROOT
+from conftest import DEFAULT_BUNDLE, MULTICAST_NETNS, ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from live import LiveShow
@@ -70,10 +70,6 @@ truncation = 0.7
 transition = "cut"
 """
 ARTNET = 'protocol = "artnet"\nuniverse = 5\nstart = 101\nport = 0\nmax_rate = 100000'
-NAMESPACE = (
-    "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo"
-    ' && exec "$0" "$@"'
-)
 SLOT = {name: index for index, name in enumerate(slot_names())}
 
 
@@ -446,7 +442,7 @@ def test_sacn_multicast_in_a_private_network_namespace(tmp_path: Path) -> None:
     helper = Path(__file__).with_name("dmx_netns.py")
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(helper.parent)])}
     completed = subprocess.run(
-        [unshare, "-rn", "sh", "-c", NAMESPACE, sys.executable, str(helper), str(show)],
+        [unshare, "-rn", "sh", "-c", MULTICAST_NETNS, sys.executable, str(helper), str(show)],
         capture_output=True,
         text=True,
         timeout=60,

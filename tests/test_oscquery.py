@@ -18,7 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
-from conftest import DEFAULT_BUNDLE, ROOT
+from conftest import DEFAULT_BUNDLE, MULTICAST_NETNS, ROOT
 from pythonosc.osc_message import OscMessage
 
 from installation.control.osc.addresses import ADDRESSES, SCENE_NAMES
@@ -47,10 +47,6 @@ name = "night"
 seed = 2
 """
 OSC_ADDRESS = ("127.0.0.1", 9000)
-NETNS = (
-    "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo && "
-    'exec "$0" "$@"'
-)
 
 
 @pytest.fixture
@@ -185,12 +181,14 @@ def test_docs_give_each_address_its_type_from_the_table() -> None:
 
 def test_zeroconf_finds_both_services_and_sees_them_go() -> None:
     try:
-        subprocess.run(["unshare", "-rn", "sh", "-c", NETNS, "true"], check=True, timeout=10)
+        subprocess.run(
+            ["unshare", "-rn", "sh", "-c", MULTICAST_NETNS, "true"], check=True, timeout=10
+        )
     except (OSError, subprocess.SubprocessError) as exc:
         pytest.skip(f"no private network namespace with multicast here (unshare -rn, ip): {exc}")
     script = str(ROOT / "tests" / "oscquery_netns.py")
     done = subprocess.run(
-        ["unshare", "-rn", "sh", "-c", NETNS, sys.executable, script],
+        ["unshare", "-rn", "sh", "-c", MULTICAST_NETNS, sys.executable, script],
         capture_output=True,
         text=True,
         timeout=60,

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DEFAULT_BUNDLE, ROOT
+from conftest import DEFAULT_BUNDLE, MULTICAST_NETNS, ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -42,10 +42,6 @@ from installation.score.snapshot import encode
 IDENTITY = "0123456789abcdef" * 4
 LEADER = Beat(IDENTITY, "9f3a", 0, 3, True, 1_796_000_000.125, 41, b"\x78\x9c state")
 FOLLOWER = Beat(IDENTITY, "77", 2, 3, False, 1_796_000_000.125, 0)
-NAMESPACE = (
-    "ip link set lo up && ip link set lo multicast on && ip route add 224.0.0.0/4 dev lo"
-    ' && exec "$0" "$@"'
-)
 ROOM_SHOW = f"""
 bundle = "{DEFAULT_BUNDLE}"
 
@@ -257,7 +253,17 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(helper.parent)])}
     environment.pop("INSTALLATION_SYNC_DROP", None)
     completed = subprocess.run(
-        [unshare, "-rn", "sh", "-c", NAMESPACE, sys.executable, str(helper), str(show), str(work)],
+        [
+            unshare,
+            "-rn",
+            "sh",
+            "-c",
+            MULTICAST_NETNS,
+            sys.executable,
+            str(helper),
+            str(show),
+            str(work),
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -22,7 +22,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from sync_room import FPS, NAMESPACE, PATIENCE, room_show
+from conftest import MULTICAST_NETNS
+from sync_room import FPS, PATIENCE, room_show
 
 from installation import loop
 from installation.control.sync.clock import OFFSET_ENV, SharedClock, offset_from_environment
@@ -46,7 +47,17 @@ def room(tmp_path_factory: pytest.TempPathFactory) -> dict:
     folder = tmp_path_factory.mktemp("room")
     timing = ["--heartbeat", str(HEARTBEAT), "--failover", str(FAILOVER)]
     completed = subprocess.run(
-        [unshare, "-rn", "sh", "-c", NAMESPACE, sys.executable, str(helper), str(folder), *timing],
+        [
+            unshare,
+            "-rn",
+            "sh",
+            "-c",
+            MULTICAST_NETNS,
+            sys.executable,
+            str(helper),
+            str(folder),
+            *timing,
+        ],
         capture_output=True,
         text=True,
         timeout=10 * PATIENCE,
